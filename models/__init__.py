@@ -1,0 +1,1 @@
+"""Recurrent language models built on symgraph, and their data pipeline."""
