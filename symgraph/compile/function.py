@@ -1,0 +1,316 @@
+"""``function(inputs, outputs, updates=...)``: compile a graph into a callable.
+
+Steps: check the arguments (naming the user's variables and lines on any mistake), substitute
+``givens``, run the rewrite pipeline, then link the toposorted graph into a generated Python
+function. Updates are computed from the old values and assigned only after every output and update
+has been computed, so an error never leaves shared state half-updated.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..config import config
+from ..errors import (
+    GraphTypeError,
+    MissingInputError,
+    UnusedInputError,
+    user_line,
+    where,
+)
+from ..graph import Constant, SharedVariable, Variable, ancestors, clone_replace, graph_inputs
+from ..ops.basic import as_tensor_variable
+from .linker import link
+
+
+class In:
+    """An input with options, as in Theano: ``In(x, value=default, name=...)``."""
+
+    def __init__(self, variable: Variable, name: str | None = None, value: Any = None):
+        self.variable = variable
+        self.name = name or variable.name
+        self.value = value
+
+
+def function(
+    inputs: Sequence[Variable | In] = (),
+    outputs: Variable | Sequence[Variable] | None = None,
+    updates: Any = None,
+    givens: Any = None,
+    on_unused_input: str = "raise",
+    allow_input_downcast: bool | None = None,
+    name: str | None = None,
+    mode: Any = None,
+    profile: bool = False,
+    device: str | None = None,
+    nan_guard: bool | None = None,
+) -> Function:
+    """Compile ``outputs`` (a variable, a list, or None) as a function of ``inputs``.
+
+    ``updates``: pairs ``(shared_variable, new_value_expression)`` (list or dict), applied after the
+    outputs are computed. ``givens``: pairs ``(variable, replacement)`` substituted in the graph.
+    """
+    t0 = time.perf_counter()
+    trace = user_line()
+    fname = name or (
+        f"function@{trace.filename.rsplit('/', 1)[-1]}:{trace.lineno}" if trace else "f"
+    )
+    in_specs = [i if isinstance(i, In) else In(i) for i in (inputs or [])]
+    in_vars = [s.variable for s in in_specs]
+    _check_inputs(in_vars, trace)
+
+    single = outputs is not None and not isinstance(outputs, list | tuple)
+    out_list = [] if outputs is None else ([outputs] if single else list(outputs))
+    out_list = [as_tensor_variable(o) for o in out_list]
+
+    upd_pairs = _normalize_pairs(updates, "updates")
+    upd_pairs = _check_updates(upd_pairs)
+    given_pairs = _normalize_pairs(givens, "givens")
+    for old, _new in given_pairs:
+        if not isinstance(old, Variable):
+            raise GraphTypeError(f"givens keys must be symbolic variables, got {old!r}")
+
+    # substitute givens in outputs and update expressions
+    targets = out_list + [u for _, u in upd_pairs]
+    if given_pairs:
+        rep = {old: as_tensor_variable(new) for old, new in given_pairs}
+        for old, new in rep.items():
+            if old.dtype != new.dtype or old.ndim != new.ndim:
+                raise GraphTypeError(
+                    f"givens: {old.describe()} ({old.type}) cannot be replaced by "
+                    f"{new.describe()} ({new.type}){where(trace)}"
+                )
+        targets = clone_replace(targets, rep)
+
+    # every graph input must be provided
+    provided = {id(v) for v in in_vars}
+    for v in graph_inputs(targets):
+        if id(v) in provided or isinstance(v, Constant | SharedVariable):
+            continue
+        raise MissingInputError(
+            f"{fname}: the outputs need {v.describe()}, which is not among the inputs"
+            f"{where(v.trace)}\n  (the function was compiled{where(trace)[13:]})"
+        )
+    used = ancestors(targets)
+    for v in in_vars:
+        if id(v) not in used:
+            msg = (
+                f"{fname}: input {v.describe()} is not used to compute the outputs"
+                f"{where(v.trace)}\n  (pass on_unused_input='warn' or 'ignore' to allow this)"
+            )
+            if on_unused_input == "raise":
+                raise UnusedInputError(msg)
+            if on_unused_input == "warn":
+                warnings.warn(msg, stacklevel=2)
+
+    from ..backends import get_backend
+    from ..rewrite import optimize
+
+    backend = get_backend(device)
+    mode = mode or config.mode
+    t1 = time.perf_counter()
+    targets, nodes = optimize(in_vars, targets, mode)
+    t2 = time.perf_counter()
+    profiler = None
+    if profile:
+        from ..profiling import Profiler
+
+        profiler = Profiler(fname, nodes)
+    guard = config.nan_guard if nan_guard is None else nan_guard
+    program = link(in_vars, targets, nodes, backend, nan_guard=guard, profiler=profiler)
+    t3 = time.perf_counter()
+    fn = Function(
+        program,
+        in_specs,
+        n_outputs=len(out_list),
+        single=single,
+        update_targets=[s for s, _ in upd_pairs],
+        backend=backend,
+        allow_input_downcast=bool(allow_input_downcast),
+        name=fname,
+    )
+    fn.compile_times = {"check": t1 - t0, "rewrite": t2 - t1, "link": t3 - t2}
+    fn.profile = profiler
+    if profiler is not None:
+        profiler.compile_times = fn.compile_times
+    return fn
+
+
+def _check_inputs(in_vars: list, trace) -> None:
+    seen = set()
+    for v in in_vars:
+        if not isinstance(v, Variable):
+            raise GraphTypeError(
+                f"function inputs must be symbolic variables, got {type(v).__name__} {v!r}"
+                f"{where(trace)}"
+            )
+        if isinstance(v, SharedVariable):
+            raise GraphTypeError(
+                f"shared variable {v.describe()} cannot be a function input: its value is "
+                f"already part of the function (use givens= to replace it){where(trace)}"
+            )
+        if isinstance(v, Constant) or v.owner is not None:
+            raise GraphTypeError(
+                f"function input {v.describe()} is computed from other variables; inputs must "
+                f"be free variables like T.vector(){where(v.trace)}"
+            )
+        if id(v) in seen:
+            raise GraphTypeError(f"input {v.describe()} is given twice{where(trace)}")
+        seen.add(id(v))
+
+
+def _normalize_pairs(pairs: Any, what: str) -> list[tuple[Any, Any]]:
+    if pairs is None:
+        return []
+    if isinstance(pairs, dict):
+        return list(pairs.items())
+    out = []
+    for p in pairs:
+        if not isinstance(p, tuple | list) or len(p) != 2:
+            raise TypeError(f"{what} must be (variable, expression) pairs or a dict, got {p!r}")
+        out.append((p[0], p[1]))
+    return out
+
+
+def _check_updates(pairs: list) -> list[tuple[SharedVariable, Variable]]:
+    seen = set()
+    out = []
+    for target, expr in pairs:
+        if not isinstance(target, SharedVariable):
+            what = target.describe() if isinstance(target, Variable) else repr(target)
+            line = target.trace if isinstance(target, Variable) else None
+            raise GraphTypeError(
+                f"updates: {what} is not a shared variable; only sg.shared(...) state can be "
+                f"updated{where(line)}"
+            )
+        if id(target) in seen:
+            raise GraphTypeError(f"updates: {target.describe()} is updated twice")
+        seen.add(id(target))
+        expr = as_tensor_variable(expr)
+        if expr.ndim != target.ndim:
+            raise GraphTypeError(
+                f"update of shared variable {target.describe()} ({target.type}) has "
+                f"{expr.ndim} dimensions instead of {target.ndim}{where(expr.trace)}"
+            )
+        if expr.dtype != target.dtype:
+            raise GraphTypeError(
+                f"update of shared variable {target.describe()} has dtype {expr.dtype}, but the "
+                f"variable holds {target.dtype}; cast the expression (T.cast(expr, "
+                f"'{target.dtype}')){where(expr.trace)}"
+            )
+        for a, (s, e) in enumerate(zip(target.type.shape, expr.type.shape)):
+            if s is not None and e is not None and s != e:
+                raise GraphTypeError(
+                    f"update of shared variable {target.describe()}: axis {a} has length {e}, "
+                    f"the variable has {s}{where(expr.trace)}"
+                )
+        out.append((target, expr))
+    return out
+
+
+class Function:
+    """A compiled function. Call it with input values (positionally or by input name)."""
+
+    def __init__(
+        self,
+        program,
+        in_specs: list[In],
+        n_outputs: int,
+        single: bool,
+        update_targets: list[SharedVariable],
+        backend: Any,
+        allow_input_downcast: bool,
+        name: str,
+    ):
+        self.program = program
+        self.in_specs = in_specs
+        self.inputs = [s.variable for s in in_specs]
+        self.n_outputs = n_outputs
+        self.single = single
+        self.update_targets = update_targets
+        self.backend = backend
+        self.name = name
+        self.allow_input_downcast = allow_input_downcast
+        self._fn = program.fn
+        self._types = [(v.type, np.dtype(v.dtype), v.ndim) for v in self.inputs]
+        self._names = {s.name: k for k, s in enumerate(in_specs) if s.name}
+        self._on_device = backend.name != "cpu"
+        self.trust_input = False
+        # outputs that are inputs, shared or constant values are copied so callers cannot
+        # mutate state through them
+        self._copy_outputs = {
+            k for k, o in enumerate(program.outputs[:n_outputs]) if o.owner is None
+        }
+
+    @property
+    def source(self) -> str:
+        """The generated Python source (one line per node)."""
+        return self.program.source
+
+    def _convert(self, k: int, value: Any) -> Any:
+        t, dt, nd = self._types[k]
+        v = self.inputs[k]
+        label = f"input {k} ({v.describe()}) of {self.name}"
+        arr = t.check_value(value, label, self.allow_input_downcast)
+        return arr
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs or len(args) != len(self._types):
+            args = self._bind(args, kwargs)
+        if not self.trust_input:
+            vals = []
+            for k, a in enumerate(args):
+                t = self._types[k]
+                if not (type(a) is np.ndarray and a.dtype == t[1] and a.ndim == t[2]):
+                    a = self._convert(k, a)
+                elif None not in t[0].shape and a.shape != t[0].shape:
+                    a = self._convert(k, a)
+                vals.append(a)
+            args = vals
+        if self._on_device:
+            to_device = self.backend.to_device
+            args = [to_device(a) for a in args]
+        results = self._fn(*args)
+        n = self.n_outputs
+        for target, value in zip(self.update_targets, results[n:]):
+            target.value = value
+        outs = results[:n]
+        if self._on_device:
+            to_host = self.backend.to_host
+            outs = [to_host(o) for o in outs]
+        outs = [o if type(o) is np.ndarray else np.asarray(o) for o in outs]
+        if self._copy_outputs:
+            outs = [o.copy() if k in self._copy_outputs else o for k, o in enumerate(outs)]
+        if self.single:
+            return outs[0]
+        return outs
+
+    def _bind(self, args: tuple, kwargs: dict) -> list:
+        values: list[Any] = list(args) + [_MISSING] * (len(self._types) - len(args))
+        if len(args) > len(self._types):
+            raise TypeError(f"{self.name} takes {len(self._types)} inputs, got {len(args)}")
+        for key, val in kwargs.items():
+            if key not in self._names:
+                raise TypeError(f"{self.name} has no input named {key!r}")
+            values[self._names[key]] = val
+        for k, v in enumerate(values):
+            if v is _MISSING:
+                if self.in_specs[k].value is not None:
+                    values[k] = self.in_specs[k].value
+                else:
+                    raise TypeError(
+                        f"{self.name}: missing input {k} ({self.inputs[k].describe()}); it takes "
+                        f"{len(self._types)} inputs"
+                    )
+        return values
+
+    def __repr__(self) -> str:
+        return f"<symgraph Function {self.name}>"
+
+
+_MISSING = object()

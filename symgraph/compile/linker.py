@@ -1,0 +1,186 @@
+"""The linker: turns a toposorted graph into one generated Python function.
+
+Each node becomes one line ``v7 = f3(v2, v5)`` calling the node's implementation on local
+variables, so a call does no graph walks, no dict lookups and no per-node bookkeeping; values are
+dropped (``del``) right after their last use so intermediates are freed early. When a node raises,
+the line number tells which node it was, and the error is re-raised naming the op, the input shapes
+and dtypes, and the user's line that created the node.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import NaNDetectedError, SymgraphError, where
+from ..graph import Apply, Constant, SharedVariable, Variable
+
+
+class LinkedProgram:
+    """The generated function and what is needed to explain its failures."""
+
+    def __init__(
+        self,
+        fn: Callable,
+        source: str,
+        line_to_node: dict[int, Apply],
+        nodes: list,
+        outputs: Sequence[Variable] = (),
+    ):
+        self.fn = fn
+        self.outputs = list(outputs)
+        self.source = source
+        self.line_to_node = line_to_node
+        self.nodes = nodes
+
+
+def link(
+    inputs: Sequence[Variable],
+    outputs: Sequence[Variable],
+    nodes: Sequence[Apply],
+    backend: Any,
+    nan_guard: bool = False,
+    profiler: Any = None,
+    name: str = "compiled",
+) -> LinkedProgram:
+    """Generate ``fn(*input_values) -> tuple(output_values)``.
+
+    ``inputs`` are the explicit inputs; shared variables and constants in the graph are read by
+    the function itself (shared values at call time, so updates are seen by the next call).
+    """
+    env: dict[str, Any] = {}
+    names: dict[int, str] = {}
+    counter = [0]
+
+    def new_name(prefix: str) -> str:
+        counter[0] += 1
+        return f"{prefix}{counter[0]}"
+
+    lines: list[str] = []
+    line_to_node: dict[int, Apply] = {}
+    header = [f"def {name}({', '.join(f'i{k}' for k in range(len(inputs)))}):"]
+    for k, v in enumerate(inputs):
+        names[id(v)] = f"i{k}"
+
+    body_prefix: list[str] = []
+    # Shared values are read once per call; constants are bound once at link time.
+    needed = {id(v): v for node in nodes for v in node.inputs}
+    needed.update({id(v): v for v in outputs})
+    for v in needed.values():
+        if id(v) in names:
+            continue
+        if isinstance(v, SharedVariable):
+            sv = new_name("shared")
+            env[sv] = v
+            names[id(v)] = new_name("s")
+            body_prefix.append(f"    {names[id(v)]} = {sv}.value")
+        elif isinstance(v, Constant):
+            cname = new_name("c")
+            env[cname] = backend.to_device(v.data) if v.data.ndim else v.data
+            names[id(v)] = cname
+        elif v.owner is None:
+            raise SymgraphError(f"internal: unbound graph input {v}")
+
+    # last use of each variable, to free intermediates early
+    last_use: dict[int, int] = {}
+    for k, node in enumerate(nodes):
+        for v in node.inputs:
+            last_use[id(v)] = k
+    keep = {id(v) for v in outputs}
+
+    for k, node in enumerate(nodes):
+        fname = f"f{k}"
+        env[fname] = node.op.make_impl(node, backend)
+        for o in node.outputs:
+            names[id(o)] = new_name("v")
+        args = ", ".join(names[id(v)] for v in node.inputs)
+        outs = ", ".join(names[id(o)] for o in node.outputs)
+        if len(node.outputs) > 1:
+            outs += ","
+        if profiler is not None:
+            env[f"p{k}"] = profiler.node_timer(k)
+            lines.append("        __t = __clock()")
+        line_to_node[len(header) + len(body_prefix) + 2 + len(lines)] = node
+        lines.append(f"        {outs} = {fname}({args})")
+        if profiler is not None:
+            lines.append(f"        p{k}(__clock() - __t)")
+        if nan_guard:
+            for o in node.outputs:
+                if o.dtype.startswith("float"):
+                    lines.append(f"        __nan_check({k}, {names[id(o)]})")
+        dead = [
+            names[id(v)]
+            for v in dict.fromkeys(node.inputs)
+            if last_use.get(id(v)) == k and v.owner is not None and id(v) not in keep
+        ]
+        dead += [names[id(o)] for o in node.outputs if id(o) not in last_use and id(o) not in keep]
+        if dead:
+            lines.append(f"        del {', '.join(dead)}")
+
+    ret = ", ".join(names[id(v)] for v in outputs)
+    src_lines = header + body_prefix + ["    try:"] + (lines or ["        pass"])
+    src_lines += [
+        "    except Exception as __e:",
+        "        __fail(__e, locals())",
+        f"    return ({ret}{',' if len(outputs) == 1 else ''})",
+    ]
+    source = "\n".join(src_lines) + "\n"
+    program = LinkedProgram(None, source, line_to_node, list(nodes), outputs)
+    env["__fail"] = lambda e, local_vars: _reraise(program, e, local_vars, names)
+    env["__clock"] = time.perf_counter
+    env["__nan_check"] = lambda k, value: _nan_check(program.nodes[k], value, backend)
+    code = compile(source, f"<symgraph {name}>", "exec")
+    exec(code, env)
+    program.fn = env[name]
+    return program
+
+
+def _reraise(program: LinkedProgram, e: Exception, local_vars: dict, names: dict) -> None:
+    tb = e.__traceback__
+    node = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith("<symgraph"):
+            node = program.line_to_node.get(tb.tb_lineno)
+            break
+        tb = tb.tb_next
+    if node is None or isinstance(e, SymgraphError):
+        raise e
+    described = []
+    for v in node.inputs:
+        val = local_vars.get(names.get(id(v), ""), getattr(v, "data", None))
+        if isinstance(v, SharedVariable):
+            val = v.value
+        shape = getattr(val, "shape", None)
+        dtype = getattr(val, "dtype", None)
+        described.append(f"{v.describe()}: shape {shape}, dtype {dtype}")
+    origin = node.tag.get("fused_from")
+    origin_text = ""
+    if origin:
+        origin_text = "\n  fused from:" + "".join(f"\n    {o}" for o in origin)
+    msg = (
+        f"{type(e).__name__} in {node.op}: {e}\n  inputs:\n    "
+        + "\n    ".join(described)
+        + where(node.trace)
+        + origin_text
+    )
+    raise ComputeError(msg, e) from e
+
+
+class ComputeError(SymgraphError, RuntimeError):
+    """An op failed while a compiled function ran; ``original`` is the exception it raised."""
+
+    def __init__(self, message: str, original: Exception):
+        super().__init__(message)
+        self.original = original
+
+
+def _nan_check(node: Apply, value: Any, backend: Any) -> None:
+    xp = backend.xp
+    if not bool(xp.all(xp.isfinite(value))):
+        kind = "NaN" if bool(xp.any(xp.isnan(value))) else "Inf"
+        raise NaNDetectedError(
+            f"nan_guard: {node.op} produced {kind} (shape {np.shape(value)}){where(node.trace)}"
+        )

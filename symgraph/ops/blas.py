@@ -1,0 +1,145 @@
+"""Matrix products: dot (NumPy's ``dot`` semantics) and batched matmul."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import GraphTypeError, ShapeError, user_line, where
+from ..graph import Apply, Op, TensorType, Variable
+from .basic import as_tensor_variable
+
+
+def _T():
+    from .. import graph
+
+    return graph._api
+
+
+class Dot(Op):
+    """``xp.dot(x, y)`` for ``x`` of any rank >= 1 and ``y`` a vector or matrix.
+
+    The contraction is over the last axis of ``x`` and the first axis of ``y``.
+    """
+
+    def make_node(self, x: Any, y: Any) -> Apply:
+        x, y = as_tensor_variable(x), as_tensor_variable(y)
+        trace = user_line()
+        if x.ndim == 0 or y.ndim == 0:
+            raise GraphTypeError(f"dot of a scalar: use * instead{where(trace)}")
+        if y.ndim > 2 and x.ndim > 1:
+            raise GraphTypeError(
+                f"dot({x.ndim}-d, {y.ndim}-d) is not supported; use batched_dot/matmul"
+                f"{where(trace)}"
+            )
+        k1 = x.type.shape[-1]
+        k2 = y.type.shape[0]
+        if k1 is not None and k2 is not None and k1 != k2:
+            raise ShapeError(
+                f"dot: shapes {_fmt(x)} and {_fmt(y)} are not aligned ({k1} != {k2}) "
+                f"[{x.describe()} . {y.describe()}]{where(trace)}"
+            )
+        dtype = np.result_type(x.dtype, y.dtype).name
+        if dtype == "bool":
+            dtype = "int64"
+        shp = x.type.shape[:-1] + y.type.shape[1:]
+        x = x if x.dtype == dtype else _T().cast(x, dtype)
+        y = y if y.dtype == dtype else _T().cast(y, dtype)
+        return Apply(self, [x, y], [TensorType(dtype, shp)])
+
+    def make_impl(self, node, backend):
+        xp = backend.xp
+        x, y = node.inputs
+        if x.ndim > 2 and y.ndim == 2:
+            # matmul broadcasts over leading axes and calls BLAS once on the flattened rows
+            return xp.matmul
+        return xp.dot
+
+    def grad(self, inputs, output_grads):
+        T = _T()
+        x, y = inputs
+        (gz,) = output_grads
+        if x.ndim == 1 and y.ndim == 1:
+            return [gz * y, gz * x]
+        if x.ndim == 1:  # (k,) . (k, m) -> (m,)
+            return [dot(y, gz), T.outer(x, gz)]
+        if y.ndim == 1:  # (..., k) . (k,) -> (...)
+            gx = T.shape_padright(gz) * y
+            gy = dot(T.flatten(x, 2).T, T.flatten(gz, 1)) if x.ndim > 2 else dot(x.T, gz)
+            return [gx, gy]
+        # (..., k) . (k, m) -> (..., m)
+        gx = dot(gz, y.T)
+        if x.ndim == 2:
+            gy = dot(x.T, gz)
+        else:
+            gy = dot(T.flatten(x, 2).T, T.flatten(gz, 2))
+        return [gx, gy]
+
+
+def _fmt(v: Variable) -> str:
+    return (
+        "("
+        + ", ".join("?" if s is None else str(s) for s in v.type.shape)
+        + (",)" if v.ndim == 1 else ")")
+    )
+
+
+dot_op = Dot()
+
+
+def dot(x: Any, y: Any) -> Variable:
+    return dot_op(x, y)
+
+
+class BatchedMatMul(Op):
+    """``xp.matmul`` of two tensors of rank >= 2 with the same leading (batch) shape."""
+
+    def make_node(self, x: Any, y: Any) -> Apply:
+        x, y = as_tensor_variable(x), as_tensor_variable(y)
+        trace = user_line()
+        if x.ndim < 2 or y.ndim < 2 or x.ndim != y.ndim:
+            raise GraphTypeError(
+                f"batched matmul needs two tensors of the same rank >= 2, got {x.ndim} and "
+                f"{y.ndim}{where(trace)}"
+            )
+        k1, k2 = x.type.shape[-1], y.type.shape[-2]
+        if k1 is not None and k2 is not None and k1 != k2:
+            raise ShapeError(f"matmul: shapes {_fmt(x)} and {_fmt(y)} not aligned{where(trace)}")
+        dtype = np.result_type(x.dtype, y.dtype).name
+        x = x if x.dtype == dtype else _T().cast(x, dtype)
+        y = y if y.dtype == dtype else _T().cast(y, dtype)
+        batch = tuple(
+            a if a is not None else b for a, b in zip(x.type.shape[:-2], y.type.shape[:-2])
+        )
+        shp = batch + (x.type.shape[-2], y.type.shape[-1])
+        return Apply(self, [x, y], [TensorType(dtype, shp)])
+
+    def make_impl(self, node, backend):
+        return backend.xp.matmul
+
+    def grad(self, inputs, output_grads):
+        T = _T()
+        x, y = inputs
+        (gz,) = output_grads
+        return [matmul(gz, T.swapaxes(y, -1, -2)), matmul(T.swapaxes(x, -1, -2), gz)]
+
+
+matmul_op = BatchedMatMul()
+
+
+def matmul(x: Any, y: Any) -> Variable:
+    return matmul_op(x, y)
+
+
+def batched_dot(x: Any, y: Any) -> Variable:
+    """Theano's batched_dot: ``x[i].dot(y[i])`` for each i along the first axis."""
+    T = _T()
+    x, y = as_tensor_variable(x), as_tensor_variable(y)
+    if x.ndim == 2 and y.ndim == 2:  # row-wise inner products
+        return T.sum(x * y, axis=1)
+    if y.ndim == 2:
+        return matmul(x, y.dimshuffle(0, 1, "x")).dimshuffle(0, 1)
+    if x.ndim == 2:
+        return matmul(x.dimshuffle(0, "x", 1), y).dimshuffle(0, 2)
+    return matmul(x, y)

@@ -1,0 +1,117 @@
+"""Elementwise ops: one ``Elemwise`` per scalar op, with NumPy broadcasting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..graph import Apply, Op, TensorType, Variable
+from . import scalar as S
+from .basic import as_operands, broadcast_shapes
+
+
+class Elemwise(Op):
+    """Applies ``scalar_op`` elementwise, broadcasting its inputs like NumPy."""
+
+    __props__ = ("scalar_op",)
+
+    def __init__(self, scalar_op: S.ScalarOp):
+        self.scalar_op = scalar_op
+
+    def __str__(self) -> str:
+        return self.scalar_op.name
+
+    def make_node(self, *inputs: Any) -> Apply:
+        so = self.scalar_op
+        if len(inputs) != so.nin:
+            raise TypeError(f"{so.name} takes {so.nin} inputs, got {len(inputs)}")
+        ins = as_operands(inputs)
+        from ..errors import user_line
+
+        shape = broadcast_shapes([v.type.shape for v in ins], so.name, user_line())
+        dtype = so.output_dtype(*[v.dtype for v in ins])
+        return Apply(self, ins, [TensorType(dtype, shape)])
+
+    def make_impl(self, node: Apply, backend: Any):
+        fn = self.scalar_op.numpy(backend.xp)
+        out_dtype = node.outputs[0].dtype
+        natural = _natural_dtype(self.scalar_op, [v.dtype for v in node.inputs])
+        if natural == out_dtype:
+            return fn
+        if S.is_float(out_dtype) and self.scalar_op.dtype_rule == "float":
+            # e.g. tanh of int32 in a float32 graph: cast the inputs, not the float64 result
+            def cast_inputs(*xs):
+                return fn(*[x.astype(out_dtype) for x in xs])
+
+            return cast_inputs
+
+        def cast_output(*xs):
+            return fn(*xs).astype(out_dtype)
+
+        return cast_output
+
+    def grad(self, inputs: Sequence[Variable], output_grads: Sequence[Variable]) -> list:
+        T = _api_ns()
+        (gz,) = output_grads
+        out = self(*inputs)
+        grads = self.scalar_op.grad(T, list(inputs), out, gz)
+        result = []
+        for x, g in zip(inputs, grads):
+            if g is None or not S.is_float(x.dtype):
+                result.append(None)
+                continue
+            g = T.sum_to_shape_of(g, x)
+            if g.dtype != x.dtype:
+                g = T.cast(g, x.dtype)
+            result.append(g)
+        return result
+
+
+def _api_ns():
+    from .. import graph
+
+    return graph._api
+
+
+_natural_cache: dict[tuple, str] = {}
+
+
+def _natural_dtype(so: S.ScalarOp, dtypes: list[str]) -> str:
+    """The dtype NumPy itself returns for these input dtypes (probed once on tiny arrays)."""
+    key = (so.name, tuple(dtypes))
+    if key not in _natural_cache:
+        args = [np.ones(1, dtype=d) for d in dtypes]
+        with np.errstate(all="ignore"):
+            _natural_cache[key] = np.asarray(so.numpy(np)(*args)).dtype.name
+    return _natural_cache[key]
+
+
+_ELEMWISE: dict[str, Elemwise] = {}
+
+
+def elemwise(name: str) -> Elemwise:
+    """The Elemwise op for the scalar op ``name`` (shared instances make CSE cheap)."""
+    op = _ELEMWISE.get(name)
+    if op is None:
+        op = _ELEMWISE[name] = Elemwise(S.SCALAR_OPS[name])
+    return op
+
+
+def apply(name: str, *inputs: Any) -> Variable:
+    return elemwise(name)(*inputs)
+
+
+def cast(x: Any, dtype: str) -> Variable:
+    """``x`` converted to ``dtype`` (``'floatX'`` means ``config.floatX``)."""
+    from ..config import config
+    from .basic import as_tensor_variable
+
+    if dtype == "floatX":
+        dtype = config.floatX
+    x = as_tensor_variable(x)
+    dtype = np.dtype(dtype).name
+    if x.dtype == dtype:
+        return x
+    return Elemwise(S.cast_op(dtype))(x)
