@@ -113,16 +113,24 @@ def function(
 
     backend = get_backend(device)
     mode = mode or config.mode
+    if mode not in ("FAST_RUN", "FAST_COMPILE", "DEBUG_MODE"):
+        raise ValueError(f"mode must be 'FAST_RUN', 'FAST_COMPILE' or 'DEBUG_MODE', got {mode!r}")
     t1 = time.perf_counter()
-    targets, nodes = optimize(in_vars, targets, mode)
-    t2 = time.perf_counter()
     profiler = None
-    if profile:
-        from ..profiling import Profiler
+    if mode == "DEBUG_MODE":
+        from .debugmode import link_debug
 
-        profiler = Profiler(fname, nodes)
-    guard = config.nan_guard if nan_guard is None else nan_guard
-    program = link(in_vars, targets, nodes, backend, nan_guard=guard, profiler=profiler)
+        program, nodes = link_debug(in_vars, targets, backend)
+        t2 = time.perf_counter()
+    else:
+        targets, nodes = optimize(in_vars, targets, mode)
+        t2 = time.perf_counter()
+        if profile:
+            from ..profiling import Profiler
+
+            profiler = Profiler(fname, nodes)
+        guard = config.nan_guard if nan_guard is None else nan_guard
+        program = link(in_vars, targets, nodes, backend, nan_guard=guard, profiler=profiler)
     t3 = time.perf_counter()
     fn = Function(
         program,

@@ -1,0 +1,159 @@
+"""Algebraic simplifications and constant folding (local rewrites)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends.numpy import BACKEND as NUMPY
+from ..graph import Apply, Constant, Variable
+from ..ops.basic import NotConstantError, constant, get_scalar_constant_value
+from ..ops.elemwise import Elemwise, elemwise
+from ..ops.reduce import BroadcastLike, SumToShape
+from ..ops.shape import Alloc, DimShuffle, MakeVector, Shape
+from ..ops.subtensor import Subtensor
+
+# Ops whose constant result may be large (an Alloc of zeros of shape (H, V)) are not folded:
+# a folded constant would be stored in the function and copied on every use.
+_NO_FOLD = (Alloc, BroadcastLike)
+_FOLD_MAX_SIZE = 4096
+
+
+def constant_folding(node: Apply) -> list[Variable] | None:
+    if isinstance(node.op, _NO_FOLD) or getattr(node.op, "no_fold", False):
+        return None
+    if not node.inputs or not all(isinstance(i, Constant) for i in node.inputs):
+        return None
+    if any(i.data.size > _FOLD_MAX_SIZE for i in node.inputs):
+        return None
+    impl = node.op.make_impl(node, NUMPY)
+    with np.errstate(all="ignore"):
+        result = impl(*[i.data for i in node.inputs])
+    results = result if len(node.outputs) > 1 else (result,)
+    out = []
+    for o, r in zip(node.outputs, results):
+        arr = np.asarray(r)
+        if arr.dtype.name != o.dtype or arr.ndim != o.ndim:
+            return None
+        out.append(constant(arr.copy(), dtype=o.dtype))
+    return out
+
+
+def _const(v: Variable):
+    try:
+        return get_scalar_constant_value(v)
+    except NotConstantError:
+        return None
+
+
+def _same_type_as(out: Variable, candidate: Variable) -> bool:
+    """``candidate`` can stand for ``out``: same dtype and static shape (nothing broadcast up)."""
+    return candidate.dtype == out.dtype and candidate.type.shape == out.type.shape
+
+
+def _scalar_const_operand(v: Variable, out: Variable) -> bool:
+    return isinstance(v, Constant) and v.ndim <= out.ndim and v.data.size == 1
+
+
+def algebra(node: Apply) -> list[Variable] | None:
+    """x*1, 1*x, x+0, 0+x, x-0, x/1, x**1, x**2 -> sqr(x), --x, x-x."""
+    op = node.op
+    if not isinstance(op, Elemwise):
+        return None
+    name = op.scalar_op.name
+    out = node.outputs[0]
+    ins = node.inputs
+    if name in ("mul", "add"):
+        unit = 1 if name == "mul" else 0
+        for a, b in ((ins[0], ins[1]), (ins[1], ins[0])):
+            if _scalar_const_operand(b, out) and b.data.reshape(()).item() == unit:
+                if _same_type_as(out, a):
+                    return [a]
+    if name in ("sub", "true_div", "pow"):
+        a, b = ins
+        unit = 0 if name == "sub" else 1
+        if _scalar_const_operand(b, out) and b.data.reshape(()).item() == unit:
+            if _same_type_as(out, a):
+                return [a]
+        if name == "pow" and _scalar_const_operand(b, out) and b.data.reshape(()).item() == 2:
+            r = elemwise("sqr")(a)
+            if r.type.dtype == out.dtype:
+                return [r]
+        if name == "sub" and a is b and a.dtype == out.dtype:
+            from ..ops.shape import zeros_like
+
+            return [zeros_like(a)]
+    if name == "neg":
+        (x,) = ins
+        if x.owner is not None and isinstance(x.owner.op, Elemwise):
+            if x.owner.op.scalar_op.name == "neg":
+                return [x.owner.inputs[0]]
+    if name.startswith("cast_") and ins[0].dtype == out.dtype:
+        return [ins[0]]
+    return None
+
+
+def dimshuffle_merge(node: Apply) -> list[Variable] | None:
+    """DimShuffle of DimShuffle -> one DimShuffle; an identity DimShuffle -> its input."""
+    op = node.op
+    if not isinstance(op, DimShuffle):
+        return None
+    (x,) = node.inputs
+    if op.new_order == tuple(range(op.input_ndim)):
+        return [x]
+    if x.owner is not None and isinstance(x.owner.op, DimShuffle):
+        inner = x.owner.op
+        order = tuple("x" if a == "x" else inner.new_order[a] for a in op.new_order)
+        base = x.owner.inputs[0]
+        # dropped axes of the inner op must stay dropped; axes dropped by the outer op were
+        # length 1, so dropping them from the base is equally valid.
+        if order == tuple(range(base.ndim)):
+            return [base]
+        try:
+            return [DimShuffle(base.ndim, order)(base)]
+        except ValueError:
+            return None
+    return None
+
+
+def shape_of_known(node: Apply) -> list[Variable] | None:
+    """shape(x) when x's static shape is fully known; shape(x)[i] when axis i is known;
+    make_vector(...)[i] -> its i-th scalar."""
+    op = node.op
+    if isinstance(op, Shape):
+        shp = node.inputs[0].type.shape
+        if None not in shp:
+            return [constant(np.array(shp, dtype=np.int64))]
+        return None
+    if isinstance(op, Subtensor) and len(op.spec) == 1 and op.spec[0][0] == "int":
+        i = op.spec[0][1]
+        if not isinstance(i, int):
+            return None
+        src = node.inputs[0]
+        if src.owner is not None and isinstance(src.owner.op, Shape):
+            s = src.owner.inputs[0].type.shape
+            if -len(s) <= i < len(s) and s[i] is not None:
+                return [constant(np.int64(s[i]), dtype="int64")]
+        if src.owner is not None and isinstance(src.owner.op, MakeVector):
+            vals = src.owner.inputs
+            if -len(vals) <= i < len(vals) and vals[i].dtype == node.outputs[0].dtype:
+                return [vals[i]]
+    return None
+
+
+def useless_broadcast(node: Apply) -> list[Variable] | None:
+    """SumToShape / BroadcastLike between variables of the same, fully known static shape."""
+    if isinstance(node.op, SumToShape | BroadcastLike):
+        g, x = node.inputs
+        if g.type.shape == x.type.shape and None not in g.type.shape:
+            return [g]
+        if g.owner is not None and isinstance(g.owner.op, Elemwise):
+            # g computed elementwise from x itself (and scalars) has exactly x's shape
+            if any(i is x for i in g.owner.inputs) and all(
+                i is x or (i.ndim == 0) for i in g.owner.inputs
+            ):
+                if g.ndim == x.ndim:
+                    return [g]
+    return None
+
+
+CANONICALIZE = [constant_folding, algebra, dimshuffle_merge, shape_of_known, useless_broadcast]

@@ -1,0 +1,113 @@
+"""Rewrites for numerical stability: the forms users write naturally, computed safely."""
+
+from __future__ import annotations
+
+from ..graph import Apply, Constant, Variable
+from ..ops.elemwise import Elemwise, elemwise
+from ..ops.nnet import (
+    CrossentropyCategorical1Hot,
+    CrossentropyCategorical1HotGrad,
+    LogSoftmax,
+    Softmax,
+    SoftmaxGrad,
+    log_softmax_op,
+)
+from ..ops.stable import crossentropy_softmax_dx_op, crossentropy_softmax_op
+
+
+def _owner_op(v: Variable, cls) -> Apply | None:
+    if v.owner is not None and isinstance(v.owner.op, cls):
+        return v.owner
+    return None
+
+
+def _scalar_name(v: Variable) -> str | None:
+    if v.owner is not None and isinstance(v.owner.op, Elemwise):
+        return v.owner.op.scalar_op.name
+    return None
+
+
+def _is_const(v: Variable, value: float) -> bool:
+    return isinstance(v, Constant) and v.data.size == 1 and float(v.data.reshape(())) == value
+
+
+def log_softmax_rewrite(node: Apply) -> list[Variable] | None:
+    """log(softmax(x)) -> log_softmax(x)."""
+    if _scalar_name(node.outputs[0]) != "log":
+        return None
+    sm = _owner_op(node.inputs[0], Softmax)
+    if sm is None:
+        return None
+    return [log_softmax_op(sm.inputs[0])]
+
+
+def crossentropy_softmax(node: Apply) -> list[Variable] | None:
+    """categorical_crossentropy(softmax(x), y) -> one op: logsumexp(x) - x[y]."""
+    if not isinstance(node.op, CrossentropyCategorical1Hot):
+        return None
+    p, y = node.inputs
+    sm = _owner_op(p, Softmax)
+    if sm is None:
+        return None
+    return [crossentropy_softmax_op(sm.inputs[0], y)]
+
+
+def crossentropy_softmax_grad(node: Apply) -> list[Variable] | None:
+    """The backward of the above as built by grad (``SoftmaxGrad(-gz/sm[y], sm)``) ->
+    ``(sm - onehot(y)) * gz``, which has no division by a probability that may be 0."""
+    if not isinstance(node.op, SoftmaxGrad):
+        return None
+    g, sm = node.inputs
+    ce = _owner_op(g, CrossentropyCategorical1HotGrad)
+    if ce is None or ce.inputs[1] is not sm:
+        return None
+    gz, _, y = ce.inputs
+    return [crossentropy_softmax_dx_op(gz, sm, y)]
+
+
+def log1p_rewrite(node: Apply) -> list[Variable] | None:
+    """log(1 + x) -> log1p(x)."""
+    if _scalar_name(node.outputs[0]) != "log":
+        return None
+    inner = node.inputs[0]
+    if _scalar_name(inner) != "add":
+        return None
+    a, b = inner.owner.inputs
+    for one, x in ((a, b), (b, a)):
+        if _is_const(one, 1.0) and x.ndim == inner.ndim:
+            r = elemwise("log1p")(x)
+            if r.dtype == node.outputs[0].dtype:
+                return [r]
+    return None
+
+
+def log_sigmoid_rewrite(node: Apply) -> list[Variable] | None:
+    """log(sigmoid(x)) -> -softplus(-x); log(1 - sigmoid(x)) -> -softplus(x)."""
+    if _scalar_name(node.outputs[0]) != "log":
+        return None
+    inner = node.inputs[0]
+    out_dtype = node.outputs[0].dtype
+    if _scalar_name(inner) == "sigmoid":
+        (x,) = inner.owner.inputs
+        r = elemwise("neg")(elemwise("softplus")(elemwise("neg")(x)))
+    elif _scalar_name(inner) == "sub" and _is_const(inner.owner.inputs[0], 1.0):
+        s = inner.owner.inputs[1]
+        if _scalar_name(s) != "sigmoid":
+            return None
+        (x,) = s.owner.inputs
+        r = elemwise("neg")(elemwise("softplus")(x))
+    else:
+        return None
+    if r.dtype != out_dtype or r.ndim != node.outputs[0].ndim:
+        return None
+    return [r]
+
+
+STABILIZE = [
+    log_softmax_rewrite,
+    crossentropy_softmax,
+    crossentropy_softmax_grad,
+    log1p_rewrite,
+    log_sigmoid_rewrite,
+]
+__all__ = ["STABILIZE", "LogSoftmax"]
