@@ -107,3 +107,58 @@ def verify_grad(
         atol=abs_tol or 1e-8,
         rng=rng,
     )
+
+
+def check_against_numpy(
+    build: Callable[..., Any],
+    reference: Callable[..., Any],
+    values: Sequence[Any],
+    rtol: float | None = None,
+    atol: float = 0.0,
+    static_shapes: bool | None = None,
+    device: str = "cpu",
+) -> Any:
+    """Compile ``build(*symbolic_inputs)`` and compare its result with ``reference(*values)``.
+
+    Inputs are symbolic tensors of each value's dtype. With ``static_shapes=None`` the check runs
+    twice: once with every dimension unknown and once with the exact shapes known at build time
+    (so wrong static-shape inference is caught as well as wrong values). Checked, for every
+    output: runtime dtype == NumPy's dtype == the graph's static dtype; runtime shape == NumPy's
+    shape; every known static dimension == the runtime one; values equal (integers, bools) or
+    close (floats; ``rtol`` defaults to 1e-5 for float32 and 1e-12 for float64). Returns the
+    outputs of the last run.
+    """
+    from . import function
+    from . import tensor as T
+
+    arrays = [np.asarray(v) for v in values]
+    expected = reference(*[a.copy() for a in arrays])
+    multi = isinstance(expected, tuple | list)
+    expected = [np.asarray(e) for e in expected] if multi else [np.asarray(expected)]
+    modes = [False, True] if static_shapes is None else [static_shapes]
+    got = None
+    for static in modes:
+        syms = [
+            T.tensor(a.dtype.name, a.shape if static else (None,) * a.ndim, name=f"in{k}")
+            for k, a in enumerate(arrays)
+        ]
+        outs = build(*syms)
+        outs = list(outs) if multi else [outs]
+        outs = [T.as_tensor_variable(o) for o in outs]
+        fn = function(syms, outs, on_unused_input="ignore", device=device)
+        got = fn(*arrays)
+        mode = "static shapes" if static else "unknown shapes"
+        for k, (o, g, e) in enumerate(zip(outs, got, expected)):
+            what = f"output {k} ({mode})"
+            assert g.dtype == e.dtype, f"{what}: dtype {g.dtype}, NumPy gives {e.dtype}"
+            assert o.dtype == g.dtype, f"{what}: static dtype {o.dtype}, runtime {g.dtype}"
+            assert g.shape == e.shape, f"{what}: shape {g.shape}, NumPy gives {e.shape}"
+            assert o.ndim == g.ndim, f"{what}: static ndim {o.ndim}, runtime {g.ndim}"
+            for s, n in zip(o.type.shape, g.shape):
+                assert s is None or s == n, f"{what}: static shape {o.type.shape}, got {g.shape}"
+            if e.dtype.kind in "fc":
+                tol = rtol if rtol is not None else (1e-5 if e.dtype.itemsize <= 4 else 1e-12)
+                np.testing.assert_allclose(g, e, rtol=tol, atol=atol, err_msg=what)
+            else:
+                np.testing.assert_array_equal(g, e, err_msg=what)
+    return got if multi else got[0]

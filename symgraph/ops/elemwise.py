@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import GraphTypeError, user_line, where
 from ..graph import Apply, Op, TensorType, Variable
 from . import scalar as S
 from .basic import as_operands, broadcast_shapes
@@ -28,16 +29,20 @@ class Elemwise(Op):
         if len(inputs) != so.nin:
             raise TypeError(f"{so.name} takes {so.nin} inputs, got {len(inputs)}")
         ins = as_operands(inputs)
-        from ..errors import user_line
-
-        shape = broadcast_shapes([v.type.shape for v in ins], so.name, user_line())
-        dtype = so.output_dtype(*[v.dtype for v in ins])
+        trace = user_line()
+        shape = broadcast_shapes([v.type.shape for v in ins], so.name, trace)
+        dtypes = [v.dtype for v in ins]
+        try:
+            so.numpy_dtype(*dtypes)  # refuse what NumPy refuses (bool - bool), here and now
+        except TypeError as e:
+            raise GraphTypeError(f"{e}{where(trace)}") from None
+        dtype = so.output_dtype(*dtypes)
         return Apply(self, ins, [TensorType(dtype, shape)])
 
     def make_impl(self, node: Apply, backend: Any):
         fn = self.scalar_op.numpy(backend.xp)
         out_dtype = node.outputs[0].dtype
-        natural = _natural_dtype(self.scalar_op, [v.dtype for v in node.inputs])
+        natural = self.scalar_op.numpy_dtype(*[v.dtype for v in node.inputs])
         if natural == out_dtype:
             return fn
         if S.is_float(out_dtype) and self.scalar_op.dtype_rule == "float":
@@ -73,19 +78,6 @@ def _api_ns():
     from .. import graph
 
     return graph._api
-
-
-_natural_cache: dict[tuple, str] = {}
-
-
-def _natural_dtype(so: S.ScalarOp, dtypes: list[str]) -> str:
-    """The dtype NumPy itself returns for these input dtypes (probed once on tiny arrays)."""
-    key = (so.name, tuple(dtypes))
-    if key not in _natural_cache:
-        args = [np.ones(1, dtype=d) for d in dtypes]
-        with np.errstate(all="ignore"):
-            _natural_cache[key] = np.asarray(so.numpy(np)(*args)).dtype.name
-    return _natural_cache[key]
 
 
 _ELEMWISE: dict[str, Elemwise] = {}

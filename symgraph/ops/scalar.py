@@ -69,7 +69,28 @@ class ScalarOp:
     def output_dtype(self, *dtypes: str) -> str:
         if self.out_dtype is not None:
             return self.out_dtype
+        if self.dtype_rule == "natural":
+            return self.numpy_dtype(*dtypes)
         return DTYPE_RULES[self.dtype_rule](*dtypes)
+
+    def numpy_dtype(self, *dtypes: str) -> str:
+        """The dtype NumPy itself returns for inputs of these dtypes (probed once, cached).
+
+        Raises TypeError when NumPy has no loop for them (``bool - bool``, ``~float``), so that
+        the graph refuses them while it is built rather than when it runs.
+        """
+        key = (self.name, dtypes)
+        if key not in _NUMPY_DTYPES:
+            args = [np.ones(1, dtype=d) for d in dtypes]
+            try:
+                with np.errstate(all="ignore"):
+                    _NUMPY_DTYPES[key] = np.asarray(self.numpy(np)(*args)).dtype.name
+            except TypeError as e:
+                _NUMPY_DTYPES[key] = e
+        result = _NUMPY_DTYPES[key]
+        if isinstance(result, Exception):
+            raise TypeError(f"{self.name} is not defined for dtypes {', '.join(dtypes)} ({result})")
+        return result
 
     def c_expr(self, args: list[str], ctype: str) -> str:
         return self.c.format(*args, T=ctype)
@@ -87,6 +108,7 @@ class ScalarOp:
 
 
 SCALAR_OPS: dict[str, ScalarOp] = {}
+_NUMPY_DTYPES: dict[tuple, str | Exception] = {}
 
 
 def _ufunc(name: str) -> Callable[[Any], Callable[..., Any]]:
@@ -125,8 +147,12 @@ def _relu(xp):
     return lambda x: xp.maximum(x, x.dtype.type(0))
 
 
-def _sqr(xp):
-    return lambda x: xp.multiply(x, x)
+def _round(xp):
+    # half to even like NumPy's round; integers and bools come back unchanged
+    def round_(x):
+        return xp.rint(x) if x.dtype.kind == "f" else x.copy()
+
+    return round_
 
 
 def _switch(xp):
@@ -188,14 +214,17 @@ def _g_min(T, ins, out, gz):
 
 _float = "float"
 _up = "upcast"
+_nat = "natural"  # NumPy's own result dtype (bool // bool is int8 there)
 
 declare("add", 2, _up, "add", "({0} + {1})", _g_add, commutative=True)
 declare("sub", 2, _up, "subtract", "({0} - {1})", _g_sub)
 declare("mul", 2, _up, "multiply", "({0} * {1})", _g_mul, commutative=True)
 declare("true_div", 2, _float, "true_divide", "(({T}){0} / ({T}){1})", _g_div)
-declare("int_div", 2, _up, "floor_divide", "floor_div({0}, {1})", lambda T, i, o, g: [None, None])
-declare("mod", 2, _up, "remainder", "py_mod({0}, {1})", lambda T, i, o, g: [g, -g * (i[0] // i[1])])
-declare("pow", 2, _up, "power", "pow(({T}){0}, ({T}){1})", _g_pow)
+declare("int_div", 2, _nat, "floor_divide", "floor_div({0}, {1})", lambda T, i, o, g: [None, None])
+declare(
+    "mod", 2, _nat, "remainder", "py_mod({0}, {1})", lambda T, i, o, g: [g, -g * (i[0] // i[1])]
+)
+declare("pow", 2, _nat, "power", "pow(({T}){0}, ({T}){1})", _g_pow)
 declare("maximum", 2, _up, "maximum", "max_({0}, {1})", _g_max, commutative=True)
 declare("minimum", 2, _up, "minimum", "min_({0}, {1})", _g_min, commutative=True)
 
@@ -211,7 +240,7 @@ declare(
     "log10", 1, _float, "log10", "log10(({T}){0})", lambda T, i, o, g: [g / (i[0] * np.log(10.0))]
 )
 declare("sqrt", 1, _float, "sqrt", "sqrt(({T}){0})", lambda T, i, o, g: [g * 0.5 / o])
-declare("sqr", 1, _up, _sqr, "({0} * {0})", lambda T, i, o, g: [g * 2 * i[0]])
+declare("sqr", 1, "natural", "square", "({0} * {0})", lambda T, i, o, g: [g * 2 * i[0]])
 declare("reciprocal", 1, _float, "reciprocal", "(({T})1 / {0})", lambda T, i, o, g: [-g * o * o])
 declare("tanh", 1, _float, "tanh", "tanh(({T}){0})", lambda T, i, o, g: [g * (1 - o * o)])
 declare("sin", 1, _float, "sin", "sin(({T}){0})", lambda T, i, o, g: [g * T.cos(i[0])])
@@ -248,9 +277,10 @@ declare(
     "max_({0}, ({T})0)",
     lambda T, i, o, g: [T.switch(T.gt(i[0], 0), g, 0)],
 )
-declare("floor", 1, _float, "floor", "floor(({T}){0})", lambda T, i, o, g: [T.zeros_like(i[0])])
-declare("ceil", 1, _float, "ceil", "ceil(({T}){0})", lambda T, i, o, g: [T.zeros_like(i[0])])
-declare("round", 1, _float, "rint", "rint(({T}){0})", lambda T, i, o, g: [T.zeros_like(i[0])])
+# Rounding an integer gives the integer itself (NumPy 2's floor/ceil/round keep integer dtypes).
+declare("floor", 1, _up, "floor", "floor({0})", lambda T, i, o, g: [T.zeros_like(i[0])])
+declare("ceil", 1, _up, "ceil", "ceil({0})", lambda T, i, o, g: [T.zeros_like(i[0])])
+declare("round", 1, _up, _round, "rint({0})", lambda T, i, o, g: [T.zeros_like(i[0])])
 declare("identity", 1, _up, _identity, "{0}", lambda T, i, o, g: [g])
 
 _no_grad = lambda T, i, o, g: [None] * len(i)  # noqa: E731
