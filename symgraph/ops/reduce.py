@@ -67,8 +67,10 @@ class Reduce(Op):
             dtype = "bool"
         elif self.kind == "mean":
             dtype = x.dtype if is_float(x.dtype) else _T().config.floatX
-        elif self.kind in ("sum", "prod") and x.dtype == "bool":
-            dtype = "int64"
+        elif self.kind in ("sum", "prod") and x.dtype[0] in "bi" and x.dtype != "int64":
+            dtype = "int64"  # NumPy's (and Theano's) accumulator for small integers and bools
+        elif self.kind in ("sum", "prod") and x.dtype[0] == "u":
+            dtype = "uint64"
         else:
             dtype = x.dtype
         return Apply(self, [x], [TensorType(dtype, shp)])
@@ -228,5 +230,10 @@ class ArgReduce(Op):
 def argreduce(kind: str, x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     x = as_tensor_variable(x)
     if axis is not None:
-        (axis,) = normalize_axis(axis, x.ndim)
+        axes = normalize_axis(axis, x.ndim)
+        if len(axes) != 1:
+            raise GraphTypeError(
+                f"{kind} takes one axis or None, got axis={axis!r}{where(user_line())}"
+            )
+        (axis,) = axes
     return ArgReduce(kind, axis, keepdims)(x)
