@@ -28,7 +28,8 @@ class Dot(Op):
         trace = user_line()
         if x.ndim == 0 or y.ndim == 0:
             raise GraphTypeError(f"dot of a scalar: use * instead{where(trace)}")
-        if y.ndim > 2 and x.ndim > 1:
+        if y.ndim > 2:
+            # NumPy would contract over y's second-to-last axis; Theano users mean batched_dot
             raise GraphTypeError(
                 f"dot({x.ndim}-d, {y.ndim}-d) is not supported; use batched_dot/matmul"
                 f"{where(trace)}"
@@ -41,8 +42,6 @@ class Dot(Op):
                 f"[{x.describe()} . {y.describe()}]{where(trace)}"
             )
         dtype = np.result_type(x.dtype, y.dtype).name
-        if dtype == "bool":
-            dtype = "int64"
         shp = x.type.shape[:-1] + y.type.shape[1:]
         x = x if x.dtype == dtype else _T().cast(x, dtype)
         y = y if y.dtype == dtype else _T().cast(y, dtype)
