@@ -9,7 +9,13 @@ import numpy as np
 
 from ..errors import GraphTypeError, ShapeError, user_line, where
 from ..graph import Apply, Op, TensorType, Variable
-from .basic import NotConstantError, as_tensor_variable, constant, get_scalar_constant_value
+from .basic import (
+    NotConstantError,
+    as_operands,
+    as_tensor_variable,
+    constant,
+    get_scalar_constant_value,
+)
 
 
 def _T():
@@ -392,7 +398,11 @@ class ARange(Op):
 def arange(start: Any, stop: Any = None, step: Any = 1, dtype: str | None = None) -> Variable:
     if stop is None:
         start, stop = 0, start
-    ins = [as_tensor_variable(v) for v in (start, stop, step)]
+    # Python numbers are weak (as in Theano, T.arange(iscalar) is int32); symbolic bounds decide
+    ins = as_operands([start, stop, step])
     if dtype is None:
         dtype = np.result_type(*[v.dtype for v in ins]).name
+    for v in ins:
+        if v.ndim != 0:
+            raise GraphTypeError(f"arange bounds must be scalars, got {v.type}{where(user_line())}")
     return ARange(dtype)(*ins)
