@@ -128,6 +128,22 @@ def _has_advanced(spec: tuple) -> bool:
     return any(s[0] == "array" for s in spec)
 
 
+def _check_static_ints(x: Variable, spec: tuple) -> None:
+    """A constant integer index outside a known length fails now, as NumPy would at run time."""
+    axis = 0
+    for s in spec:
+        if s[0] == "newaxis":
+            continue
+        if s[0] == "int" and s[1] != V and axis < x.ndim:
+            n = x.type.shape[axis]
+            if n is not None and not -n <= s[1] < n:
+                raise IndexError(
+                    f"index {s[1]} is out of bounds for axis {axis} with size {n} "
+                    f"(indexing {x.describe()} of type {x.type}){where(user_line())}"
+                )
+        axis += 1
+
+
 def _out_type(x: Variable, spec: tuple, inputs: list[Variable]) -> TensorType:
     if not _has_advanced(spec):
         shp: list[int | None] = []
@@ -192,6 +208,7 @@ class Subtensor(Op):
     def make_node(self, x: Any, *parts: Any) -> Apply:
         x = as_tensor_variable(x)
         parts = [as_tensor_variable(p) for p in parts]
+        _check_static_ints(x, self.spec)
         return Apply(self, [x, *parts], [_out_type(x, self.spec, parts)])
 
     def make_impl(self, node, backend):
