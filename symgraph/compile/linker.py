@@ -45,6 +45,7 @@ def link(
     nan_guard: bool = False,
     profiler: Any = None,
     name: str = "compiled",
+    reuse_buffers: bool = True,
 ) -> LinkedProgram:
     """Generate ``fn(*input_values) -> tuple(output_values)``.
 
@@ -91,9 +92,14 @@ def link(
             last_use[id(v)] = k
     keep = {id(v) for v in outputs}
 
+    impls = [node.op.make_impl(node, backend) for node in nodes]
+    from .inplace import inplace_line, plan_inplace
+
+    inplace = plan_inplace(nodes, outputs, impls, backend) if reuse_buffers else {}
+    env["__ndarray"] = np.ndarray
     for k, node in enumerate(nodes):
         fname = f"f{k}"
-        env[fname] = node.op.make_impl(node, backend)
+        env[fname] = impls[k]
         for o in node.outputs:
             names[id(o)] = new_name("v")
         args = ", ".join(names[id(v)] for v in node.inputs)
@@ -104,7 +110,11 @@ def link(
             env[f"p{k}"] = profiler.node_timer(k)
             lines.append("        __t = __clock()")
         line_to_node[len(header) + len(body_prefix) + 2 + len(lines)] = node
-        lines.append(f"        {outs} = {fname}({args})")
+        if k in inplace:
+            arg_list = [names[id(v)] for v in node.inputs]
+            lines.append("        " + inplace_line(outs, fname, arg_list, inplace[k], node))
+        else:
+            lines.append(f"        {outs} = {fname}({args})")
         if profiler is not None:
             lines.append(f"        p{k}(__clock() - __t)")
         if nan_guard:
