@@ -40,6 +40,11 @@ class Elemwise(Op):
         return Apply(self, ins, [TensorType(dtype, shape)])
 
     def make_impl(self, node: Apply, backend: Any):
+        kernel = getattr(backend, "make_elemwise_kernel", None)  # CUDA: one generated kernel
+        if kernel is not None and (impl := kernel(node)) is not None:
+            return impl
+        if hasattr(self.scalar_op, "make_impl"):  # a Composite runs its own fused program
+            return self.scalar_op.make_impl(node, backend)
         fn = self.scalar_op.numpy(backend.xp)
         out_dtype = node.outputs[0].dtype
         natural = self.scalar_op.numpy_dtype(*[v.dtype for v in node.inputs])
