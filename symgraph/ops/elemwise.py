@@ -40,22 +40,20 @@ class Elemwise(Op):
         return Apply(self, ins, [TensorType(dtype, shape)])
 
     def make_impl(self, node: Apply, backend: Any):
-        kernel = getattr(backend, "make_elemwise_kernel", None)  # CUDA: one generated kernel
-        if kernel is not None and (impl := kernel(node)) is not None:
-            return impl
-        if hasattr(self.scalar_op, "make_impl"):  # a Composite runs its own fused program
-            return self.scalar_op.make_impl(node, backend)
         fn = self.scalar_op.numpy(backend.xp)
         out_dtype = node.outputs[0].dtype
-        natural = self.scalar_op.numpy_dtype(*[v.dtype for v in node.inputs])
-        if natural == out_dtype:
-            return fn
-        if S.is_float(out_dtype) and self.scalar_op.dtype_rule == "float":
-            # e.g. tanh of int32 in a float32 graph: cast the inputs, not the float64 result
+        in_dtypes = [v.dtype for v in node.inputs]
+        if self.scalar_op.dtype_rule == "float" and S.is_float(out_dtype):
+            if all(d == out_dtype for d in in_dtypes):
+                return fn
+
+            # e.g. tanh of int32 in a float32 graph: cast the inputs, not a float64 result
             def cast_inputs(*xs):
-                return fn(*[x.astype(out_dtype) for x in xs])
+                return fn(*[x.astype(out_dtype, copy=False) for x in xs])
 
             return cast_inputs
+        if self.scalar_op.numpy_dtype(*in_dtypes) == out_dtype:
+            return fn
 
         def cast_output(*xs):
             return fn(*xs).astype(out_dtype)

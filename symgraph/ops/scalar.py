@@ -74,14 +74,18 @@ class ScalarOp:
         return DTYPE_RULES[self.dtype_rule](*dtypes)
 
     def numpy_dtype(self, *dtypes: str) -> str:
-        """The dtype NumPy itself returns for inputs of these dtypes (probed once, cached).
+        """The dtype NumPy itself returns for inputs of these dtypes (probed once, cached;
+        for ops of the "float" rule, after casting integer inputs to the output float).
 
         Raises TypeError when NumPy has no loop for them (``bool - bool``, ``~float``), so that
         the graph refuses them while it is built rather than when it runs.
         """
         key = (self.name, dtypes)
         if key not in _NUMPY_DTYPES:
-            args = [np.ones(1, dtype=d) for d in dtypes]
+            probe = dtypes
+            if self.dtype_rule == "float":  # Elemwise casts integer inputs to the float first
+                probe = (upcast_float(*dtypes),) * len(dtypes)
+            args = [np.ones(1, dtype=d) for d in probe]
             try:
                 with np.errstate(all="ignore"):
                     _NUMPY_DTYPES[key] = np.asarray(self.numpy(np)(*args)).dtype.name
@@ -125,9 +129,14 @@ def declare(name, nin, rule, numpy, c, grad=None, **kw) -> ScalarOp:
 
 
 def _sigmoid(xp):
-    # 0.5 * (1 + tanh(x / 2)) equals 1 / (1 + exp(-x)) and never overflows.
+    # 1 / (1 + exp(-x)) keeps full relative precision for very negative x (where the tanh form
+    # rounds to 0 and log(sigmoid(x)) becomes -inf); exp(-x) = inf there gives exactly 0.
     def sigmoid(x):
-        return xp.tanh(x * x.dtype.type(0.5)) * x.dtype.type(0.5) + x.dtype.type(0.5)
+        e = xp.negative(x)
+        with np.errstate(over="ignore"):
+            xp.exp(e, out=e)
+        e += x.dtype.type(1)
+        return xp.reciprocal(e, out=e)
 
     return sigmoid
 
