@@ -33,13 +33,19 @@ class Elemwise(Op):
         shape = broadcast_shapes([v.type.shape for v in ins], so.name, trace)
         dtypes = [v.dtype for v in ins]
         try:
-            so.numpy_dtype(*dtypes)  # refuse what NumPy refuses (bool - bool), here and now
+            # refuse what NumPy refuses (bool - bool) here and now (a Composite checked its steps)
+            getattr(so, "check_dtypes", so.numpy_dtype)(*dtypes)
         except TypeError as e:
             raise GraphTypeError(f"{e}{where(trace)}") from None
         dtype = so.output_dtype(*dtypes)
         return Apply(self, ins, [TensorType(dtype, shape)])
 
     def make_impl(self, node: Apply, backend: Any):
+        kernel = getattr(backend, "make_elemwise_kernel", None)  # CUDA: one generated kernel
+        if kernel is not None and (impl := kernel(node)) is not None:
+            return impl
+        if hasattr(self.scalar_op, "make_impl"):  # a Composite runs its own fused program
+            return self.scalar_op.make_impl(node, backend)
         fn = self.scalar_op.numpy(backend.xp)
         out_dtype = node.outputs[0].dtype
         in_dtypes = [v.dtype for v in node.inputs]

@@ -74,18 +74,13 @@ class ScalarOp:
         return DTYPE_RULES[self.dtype_rule](*dtypes)
 
     def numpy_dtype(self, *dtypes: str) -> str:
-        """The dtype NumPy itself returns for inputs of these dtypes (probed once, cached;
-        for ops of the "float" rule, after casting integer inputs to the output float).
+        """The dtype NumPy itself returns for inputs of these dtypes (probed once, cached).
 
-        Raises TypeError when NumPy has no loop for them (``bool - bool``, ``~float``), so that
-        the graph refuses them while it is built rather than when it runs.
+        Raises TypeError when NumPy has no loop for them (``bool - bool``, ``~float``).
         """
         key = (self.name, dtypes)
         if key not in _NUMPY_DTYPES:
-            probe = dtypes
-            if self.dtype_rule == "float":  # Elemwise casts integer inputs to the float first
-                probe = (upcast_float(*dtypes),) * len(dtypes)
-            args = [np.ones(1, dtype=d) for d in probe]
+            args = [np.ones(1, dtype=d) for d in dtypes]
             try:
                 with np.errstate(all="ignore"):
                     _NUMPY_DTYPES[key] = np.asarray(self.numpy(np)(*args)).dtype.name
@@ -95,6 +90,14 @@ class ScalarOp:
         if isinstance(result, Exception):
             raise TypeError(f"{self.name} is not defined for dtypes {', '.join(dtypes)} ({result})")
         return result
+
+    def check_dtypes(self, *dtypes: str) -> None:
+        """Raise TypeError when the op cannot take inputs of these dtypes, so that the graph
+        refuses them while it is built rather than when it runs. Ops of the "float" rule see
+        their integer inputs converted to the output float first (``Elemwise`` does that)."""
+        if self.out_dtype is None and self.dtype_rule == "float":
+            dtypes = (upcast_float(*dtypes),) * len(dtypes)
+        self.numpy_dtype(*dtypes)
 
     def c_expr(self, args: list[str], ctype: str) -> str:
         return self.c.format(*args, T=ctype)
@@ -132,6 +135,8 @@ def _sigmoid(xp):
     # 1 / (1 + exp(-x)) keeps full relative precision for very negative x (where the tanh form
     # rounds to 0 and log(sigmoid(x)) becomes -inf); exp(-x) = inf there gives exactly 0.
     def sigmoid(x):
+        if x.dtype.kind != "f":  # Elemwise casts integers first; this keeps direct calls working
+            x = x.astype(np.float64)
         e = xp.negative(x)
         with np.errstate(over="ignore"):
             xp.exp(e, out=e)
