@@ -63,16 +63,18 @@ class Dot(Op):
             return [gz * y, gz * x]
         if x.ndim == 1:  # (k,) . (k, m) -> (m,)
             return [dot(y, gz), T.outer(x, gz)]
+        if x.ndim > 2:  # fold the leading axes into rows: (n, k) with n = prod(x.shape[:-1])
+            rows = T.reshape(x, T.stack([-1, T.shape(x)[-1]]), ndim=2)
         if y.ndim == 1:  # (..., k) . (k,) -> (...)
             gx = T.shape_padright(gz) * y
-            gy = dot(T.flatten(x, 2).T, T.flatten(gz, 1)) if x.ndim > 2 else dot(x.T, gz)
+            gy = dot(rows.T, T.flatten(gz, 1)) if x.ndim > 2 else dot(x.T, gz)
             return [gx, gy]
         # (..., k) . (k, m) -> (..., m)
         gx = dot(gz, y.T)
         if x.ndim == 2:
             gy = dot(x.T, gz)
         else:
-            gy = dot(T.flatten(x, 2).T, T.flatten(gz, 2))
+            gy = dot(rows.T, T.reshape(gz, T.stack([-1, T.shape(gz)[-1]]), ndim=2))
         return [gx, gy]
 
 
