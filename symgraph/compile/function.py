@@ -286,7 +286,8 @@ class Function:
         results = self._fn(*args)
         n = self.n_outputs
         for target, value in zip(self.update_targets, results[n:]):
-            target.value = value
+            # NumPy ops on 0-d arrays return scalars; shared state stays an ndarray
+            target.value = np.asarray(value) if isinstance(value, np.generic) else value
         outs = results[:n]
         if self._on_device:
             to_host = self.backend.to_host
