@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 _probe_result: tuple[bool, str] | None = None
 
@@ -27,7 +30,17 @@ def _probe() -> tuple[bool, str]:
         return False, f"no CUDA device answered ({type(e).__name__}: {e})"
     if n == 0:
         return False, "CuPy found no CUDA device"
+    try:  # fused kernels are compiled at run time: NVRTC must load (it is not in the CuPy wheel)
+        cupy.cuda.nvrtc.getVersion()
+    except Exception as e:
+        return False, f"NVRTC could not be loaded ({type(e).__name__}: {e}); {_INSTALL_HINT}"
     return True, ""
+
+
+_INSTALL_HINT = (
+    "install the CUDA run-time pieces CuPy needs: pip install 'symgraph[cuda]' "
+    "(cupy-cuda13x[ctk]) or pip install nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cublas"
+)
 
 
 class CupyBackend:
@@ -39,6 +52,8 @@ class CupyBackend:
 
         self.xp = cupy
         self._cupyx = cupyx
+        self._kernels: dict[str, Any] = {}
+        self._blocks: int | None = None
 
     def to_device(self, a: Any) -> Any:
         return self.xp.asarray(a)
@@ -50,8 +65,114 @@ class CupyBackend:
     def scatter_add(self, out: Any, idx: Any, values: Any) -> None:
         self._cupyx.scatter_add(out, idx, values)
 
+    # -- generated elementwise kernels ------------------------------------------------------
+
+    def make_elemwise_kernel(self, node: Any) -> Callable[..., Any] | None:
+        """One generated kernel for an Elemwise node (fused or not); None if it has dtypes
+        the code generator does not handle (the node then runs on CuPy's ufuncs)."""
+        from .. import codegen
+
+        try:
+            composite, _ = codegen.program_of(node)
+            for d in composite.value_dtypes():
+                codegen.ctype(d)
+        except NotImplementedError:
+            return None
+        return ElementwiseLauncher(node, self.xp, self.compile_kernel, self._max_blocks)
+
+    def compile_kernel(self, ks: Any) -> Callable[..., Any]:
+        """A RawKernel for the rendered source, compiled now (cached by source digest)."""
+        kernel = self._kernels.get(ks.digest)
+        if kernel is not None:
+            return kernel
+        from ..errors import SymgraphError
+
+        kernel = self.xp.RawKernel(ks.source, ks.name)
+        try:
+            kernel.compile()
+        except Exception as e:
+            raise SymgraphError(
+                f"compiling the CUDA kernel {ks.name} failed ({type(e).__name__}: {e}).\n"
+                f"If a library or the CUDA headers are missing: {_INSTALL_HINT}.\n"
+                f"Set symgraph.config.print_kernels = True to see the source."
+            ) from None
+        self._kernels[ks.digest] = kernel
+        return kernel
+
+    def _max_blocks(self) -> int:
+        if self._blocks is None:
+            sms = self.xp.cuda.Device().attributes["MultiProcessorCount"]
+            self._blocks = 32 * int(sms)  # enough resident blocks; the loop strides over the rest
+        return self._blocks
+
     def __repr__(self) -> str:
         return "CupyBackend()"
+
+
+class ElementwiseLauncher:
+    """Runs one Elemwise node as a generated kernel.
+
+    Per distinct (shapes, strides) of its inputs it plans the launch once (layouts, collapsed
+    index space, kernel, grid); a call is then a dictionary lookup, one output allocation and one
+    launch. It needs from ``xp`` only ``empty`` and ``asarray``, and from ``compile_kernel`` a
+    callable ``kernel(grid, block, args)``, so tests run it with NumPy and host-compiled kernels.
+    """
+
+    BLOCK = 256
+
+    def __init__(
+        self,
+        node: Any,
+        xp: Any,
+        compile_kernel: Callable[[Any], Any],
+        max_blocks: Callable[[], int],
+    ) -> None:
+        from .. import codegen
+
+        self.node = node
+        self.xp = xp
+        self.compile_kernel = compile_kernel
+        self.max_blocks = max_blocks
+        self.literals = codegen.inlinable_constants(node)
+        self.out_dtype = node.outputs[0].dtype
+        self.array_type = xp.ndarray
+        self._plans: dict[tuple, tuple] = {}
+
+    def __call__(self, *xs: Any) -> Any:
+        entry = self._plans.get(tuple([(x.shape, x.strides) for x in xs]))
+        if entry is None:
+            entry = self._prepare(xs)
+        kernel, grid, shape, passed, tail = entry
+        out = self.xp.empty(shape, self.out_dtype)
+        if grid:
+            args = [xs[k] for k in passed]
+            for pos, a in enumerate(args):
+                if not isinstance(a, self.array_type):  # a host scalar (rare): copy it over
+                    args[pos] = self.xp.asarray(a)
+            kernel((grid,), (self.BLOCK,), (*args, out, *tail))
+        return out
+
+    def _prepare(self, xs: Sequence[Any]) -> tuple:
+        from .. import codegen
+
+        shapes = [tuple(x.shape) for x in xs]
+        strides = [None if k in self.literals else _element_strides(x) for k, x in enumerate(xs)]
+        shape = tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+        plan = codegen.plan_launch(shape, shapes, strides)
+        ks = codegen.render_node(self.node, plan, self.literals)
+        kernel = self.compile_kernel(ks)
+        grid = min(-(-plan.size // self.BLOCK), self.max_blocks())
+        passed = [k for k, lay in enumerate(plan.layouts) if lay != "k"]
+        tail = [np.int64(plan.size)] + [np.int64(n) for n in plan.shape]
+        tail += [np.int64(s) for st in plan.strides for s in st]
+        entry = (kernel, grid, shape, passed, tail)
+        self._plans[tuple([(x.shape, x.strides) for x in xs])] = entry
+        return entry
+
+
+def _element_strides(x: Any) -> tuple[int, ...]:
+    itemsize = x.dtype.itemsize
+    return tuple(s // itemsize for s in x.strides)
 
 
 _backend: CupyBackend | None = None
