@@ -249,10 +249,13 @@ class Function:
         self._names = {s.name: k for k, s in enumerate(in_specs) if s.name}
         self._on_device = backend.name != "cpu"
         self.trust_input = False
-        # outputs that are inputs, shared or constant values are copied so callers cannot
-        # mutate state through them
+        # outputs (and new shared values) that are inputs, shared or constant values, or views
+        # of them (x[1:], x.T), are copied so callers cannot mutate state through them
         self._copy_outputs = {
-            k for k, o in enumerate(program.outputs[:n_outputs]) if o.owner is None
+            k for k, o in enumerate(program.outputs[:n_outputs]) if _may_alias_state(o)
+        }
+        self._copy_updates = {
+            k for k, o in enumerate(program.outputs[n_outputs:]) if _may_alias_state(o)
         }
 
     @property
@@ -285,9 +288,11 @@ class Function:
             args = [to_device(a) for a in args]
         results = self._fn(*args)
         n = self.n_outputs
-        for target, value in zip(self.update_targets, results[n:]):
+        for k, (target, value) in enumerate(zip(self.update_targets, results[n:])):
             # NumPy ops on 0-d arrays return scalars; shared state stays an ndarray
-            target.value = np.asarray(value) if isinstance(value, np.generic) else value
+            if isinstance(value, np.generic):
+                value = np.asarray(value)
+            target.value = value.copy() if k in self._copy_updates else value
         outs = results[:n]
         if self._on_device:
             to_host = self.backend.to_host
@@ -323,3 +328,20 @@ class Function:
 
 
 _MISSING = object()
+
+
+def _may_alias_state(v: Variable) -> bool:
+    """True when ``v``'s value may share memory with an input, shared or constant value: it is
+    one, or a view of one through ops that do not always return fresh arrays."""
+    from .inplace import FRESH
+
+    stack, seen = [v], set()
+    while stack:
+        v = stack.pop()
+        if v.owner is None:
+            return True
+        if id(v) in seen or isinstance(v.owner.op, FRESH):
+            continue
+        seen.add(id(v))
+        stack.extend(v.owner.inputs)
+    return False
