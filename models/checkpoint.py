@@ -41,7 +41,7 @@ def save_checkpoint(
     for key in arrays:
         if key == _META_KEY or not key or "/" in key:
             raise ValueError(f"invalid array name {key!r} for a checkpoint")
-    text = json.dumps({"format": FORMAT, "version": VERSION, **meta}, allow_nan=True)
+    text = json.dumps({**meta, "format": FORMAT, "version": VERSION}, allow_nan=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -64,6 +64,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):  # also what a truncated .npz looks like
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (not a readable .npz)")
     try:
         with np.load(path, allow_pickle=False) as data:
             if _META_KEY not in data.files:
@@ -74,7 +76,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             meta = json.loads(data[_META_KEY].tobytes().decode("utf-8"))
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, UnicodeDecodeError) as e:
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CheckpointError(
+                f"{path}: contains pickled object arrays, which are never loaded "
+                "(allow_pickle=False)"
+            ) from e
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (ValueError: {e})") from e
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, UnicodeDecodeError) as e:
         raise CheckpointError(
             f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {e})"
         ) from e
