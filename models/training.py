@@ -90,6 +90,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.on_step: Callable[[Trainer], None] | None = None  # hook (tests, progress)
         self._stop: str | None = None
+        self._bar = None
         self._valid_batches = bucket_batches(
             corpus.X_valid, corpus.Y_valid, config.eval_batch_size, shuffle=False
         ) if corpus.X_valid else []  # fmt: skip
@@ -162,7 +163,10 @@ class Trainer:
             st.lr *= 0.5
             st.lr_changes.append([st.step, st.lr])
             msg += f"; loss rose, learning rate halved to {st.lr:g}"
-        self.log(msg)
+        if self._bar is not None and self.log is print:
+            self._bar.write(msg)  # keeps the progress bar intact
+        else:
+            self.log(msg)
         return val
 
     # -- the loop ----------------------------------------------------------------------
@@ -208,7 +212,9 @@ class Trainer:
         cfg, st = self.config, self.state
         while st.epoch < cfg.epochs:
             batches = self.epoch_batches(st.epoch)
-            bar = _progress(progress, len(batches), st.batch_index, st.epoch, cfg.epochs)
+            bar = self._bar = _progress(
+                progress, len(batches), st.batch_index, st.epoch, cfg.epochs
+            )
             t_bar, w_bar = time.perf_counter(), 0.0
             try:
                 while st.batch_index < len(batches):
@@ -244,6 +250,7 @@ class Trainer:
             finally:
                 if bar is not None:
                     bar.close()
+                self._bar = None
             if not cfg.eval_every and self._valid_batches:
                 self._validate()
             st.epoch += 1
