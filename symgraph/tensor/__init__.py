@@ -84,6 +84,11 @@ from .types import (
     vector,
 )
 
+from . import types as _types
+
+for _name in _types.PLURAL_NAMES:  # T.dmatrices('a', 'b'), T.iscalars(...), ...
+    globals()[_name] = getattr(_types, _name)
+
 # -- elementwise ---------------------------------------------------------------------------------
 
 
@@ -326,6 +331,14 @@ VARIABLE_METHODS = {
     "nonzero_values": None,
 }
 VARIABLE_METHODS = {k: v for k, v in VARIABLE_METHODS.items() if v is not None}
+
+
+def verify_grad(*args: Any, **kwargs: Any) -> None:
+    """Theano's ``T.verify_grad(fun, pt, rng=...)``: see :func:`symgraph.testing.verify_grad`."""
+    from ..testing import verify_grad as _verify_grad
+
+    _verify_grad(*args, **kwargs)
+
 
 _graph.bind_tensor_api(__import__(__name__, fromlist=["_"]))
 

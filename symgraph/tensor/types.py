@@ -77,3 +77,22 @@ dscalar, dvector, dmatrix, drow, dcol, dtensor3, dtensor4 = (
 wscalar, wvector, wmatrix, wrow, wcol, wtensor3, wtensor4 = (
     _maker(s, "int16", f"An int16 {k}.") for k, s in _KINDS.items()
 )
+
+
+def _plural(make, kind: str):
+    def make_many(*names: str, dtype: str | None = None) -> list[Variable]:
+        """Several variables at once, as Theano's ``T.dmatrices('a', 'b')``."""
+        if len(names) == 1 and isinstance(names[0], int):  # T.matrices(3): three unnamed
+            return [make(dtype=dtype) if dtype else make() for _ in range(names[0])]
+        return [make(n, dtype=dtype) if dtype else make(n) for n in names]
+
+    make_many.__name__ = kind
+    return make_many
+
+
+_PLURALS = {"scalar": "scalars", "vector": "vectors", "matrix": "matrices", "row": "rows"}
+_PLURALS.update({"col": "cols", "tensor3": "tensor3s", "tensor4": "tensor4s"})
+for _prefix in ("", "b", "w", "i", "l", "f", "d"):
+    for _kind, _many in _PLURALS.items():
+        globals()[_prefix + _many] = _plural(globals()[_prefix + _kind], _prefix + _many)
+PLURAL_NAMES = [p + m for p in ("", "b", "w", "i", "l", "f", "d") for m in _PLURALS.values()]
