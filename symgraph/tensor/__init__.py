@@ -38,6 +38,7 @@ from ..ops.shape import (
 )
 from ..ops.subtensor import getitem, inc_subtensor, set_subtensor
 from . import nnet
+from . import types as _types
 from .types import (
     bcol,
     bmatrix,
@@ -83,8 +84,6 @@ from .types import (
     tensor4,
     vector,
 )
-
-from . import types as _types
 
 for _name in _types.PLURAL_NAMES:  # T.dmatrices('a', 'b'), T.iscalars(...), ...
     globals()[_name] = getattr(_types, _name)
