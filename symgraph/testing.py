@@ -74,6 +74,11 @@ def check_grad(
             minus[k] = pts[k] - eps * d
         numeric = (float(f_cost(*plus, *extras)) - float(f_cost(*minus, *extras))) / (2 * eps)
         symbolic = float(sum(np.sum(g * d) for g, d in zip(sym_grads, dirs)))
+        if not (np.isfinite(numeric) and np.isfinite(symbolic)):  # NaN compares as "close"
+            raise GradientError(
+                f"gradient check failed: directional derivative numeric={numeric!r}, "
+                f"symbolic={symbolic!r} (not finite)"
+            )
         err = abs(numeric - symbolic)
         rel = err / max(abs(numeric), abs(symbolic), 1e-12)
         worst = max(worst, rel if err > atol else 0.0)

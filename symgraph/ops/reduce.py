@@ -97,13 +97,32 @@ class Reduce(Op):
         if self.kind == "mean":
             n = T.cast(_count(x, self.axis), x.dtype)
             return [broadcast_like(g / n, x)]
+        if self.kind == "prod":
+            return [g * _prod_of_others(x, self.axis)]
         out = self(x)
         out = out if self.keepdims else _expand(out, self.axis, x.ndim)
         if self.kind in ("max", "min"):
             return [T.switch(T.eq(x, out), g, 0)]
-        if self.kind == "prod":
-            return [g * out / x]
         raise NotImplementedError(self.kind)
+
+
+def _prod_of_others(x: Variable, axis: tuple[int, ...]) -> Variable:
+    """For each element, the product of the other elements of its reduction group.
+
+    ``prod / x`` is that product only without zeros (0 / 0 otherwise): with one zero in a group,
+    the zero's entry is the product of the non-zeros and every other entry is 0; with two or
+    more zeros, every entry is 0.
+    """
+    T = _T()
+    is_zero = T.eq(x, 0)
+    nonzero = T.switch(is_zero, T.ones_like(x), x)
+    prod_nonzero = Reduce("prod", axis, keepdims=True)(nonzero)
+    n_zeros = Reduce("sum", axis, keepdims=True)(is_zero)
+    return T.switch(
+        T.eq(n_zeros, 0),
+        prod_nonzero / nonzero,
+        T.switch(T.and_(T.eq(n_zeros, 1), is_zero), prod_nonzero, T.zeros_like(x)),
+    )
 
 
 def _expand(v: Variable, axes: Sequence[int], ndim: int) -> Variable:

@@ -51,6 +51,11 @@ GRAD_CASES = {
         (lambda x, a=a, kind=kind: getattr(T, kind)(x, axis=a), [distinct(2, 3, 4)], {})
         for kind in ("max", "min")
         for a in (None, 0, (1, 2), -1)
+    ]
+    + [  # prod with zeros: one zero in some rows, two in another
+        (lambda x, a=a: T.prod(x, axis=a), [x], {})
+        for x in [np.array([[0.0, 1.5, -2.0], [1.2, 0.7, 0.0], [0.0, 3.0, 0.0], [1.1, 0.9, 2.0]])]
+        for a in (None, 0, 1)
     ],
     "BroadcastLike": [(lambda g, x: broadcast_like(g, x) * x, [u(1, 4), u(3, 4)], {})],
     "SumToShape": [(lambda g, x: sum_to_shape_op(g, x) * x, [u(3, 4), u(1, 4)], {})],
@@ -162,3 +167,29 @@ def test_every_differentiable_op_class_is_checked():
     missing = found - set(GRAD_CASES)
     assert not missing, f"differentiable ops without a gradient check: {sorted(missing)}"
     assert set(GRAD_CASES) <= found, set(GRAD_CASES) - found
+
+
+def test_check_grad_catches_wrong_and_nan_gradients():
+    from symgraph.graph import Apply
+    from symgraph.testing import GradientError
+
+    class Twice(Op):  # y = 2x with a wrong (or NaN) gradient rule
+        __props__ = ("bad",)
+
+        def __init__(self, bad):
+            self.bad = bad
+
+        def make_node(self, x):
+            return Apply(self, [x], [x.type])
+
+        def perform(self, node, inputs, xp):
+            return (inputs[0] * 2,)
+
+        def grad(self, inputs, output_grads):
+            if self.bad == "nan":
+                return [output_grads[0] * (inputs[0] * 0) / 0]
+            return [output_grads[0] * 3]
+
+    for bad in ("wrong", "nan"):
+        with pytest.raises(GradientError), np.errstate(all="ignore"):
+            check_grad(lambda x, bad=bad: Twice(bad)(x), [u(3)])
