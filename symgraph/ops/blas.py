@@ -113,6 +113,11 @@ class BatchedMatMul(Op):
         batch = tuple(
             a if a is not None else b for a, b in zip(x.type.shape[:-2], y.type.shape[:-2])
         )
+        for a, b in zip(x.type.shape[:-2], y.type.shape[:-2]):
+            if a is not None and b is not None and a != b:
+                raise ShapeError(
+                    f"matmul: batch shapes of {_fmt(x)} and {_fmt(y)} differ{where(trace)}"
+                )
         shp = batch + (x.type.shape[-2], y.type.shape[-1])
         return Apply(self, [x, y], [TensorType(dtype, shp)])
 

@@ -251,7 +251,21 @@ class Alloc(Op):
             except NotConstantError:
                 static.append(None)
         if value.ndim > len(dims):
-            raise GraphTypeError("alloc: value has more dimensions than the requested shape")
+            raise GraphTypeError(
+                f"alloc: value {value.describe()} has more dimensions ({value.ndim}) than the "
+                f"requested shape ({len(dims)}){where(user_line())}"
+            )
+        # the value broadcasts against the trailing axes: a known length must agree
+        lead = len(dims) - value.ndim
+        for i, v in enumerate(value.type.shape):
+            want = static[lead + i]
+            if v is not None and v != 1 and want is not None and want != v:
+                raise ShapeError(
+                    f"alloc: value {value.describe()} of shape {value.type.shape} cannot fill "
+                    f"shape {tuple(static)} (axis {lead + i}){where(user_line())}"
+                )
+            if want is None and v is not None and v != 1:
+                static[lead + i] = v
         return Apply(self, [value, *dims], [TensorType(value.dtype, static)])
 
     def make_impl(self, node, backend):

@@ -237,3 +237,16 @@ def test_symbolic_variables_refuse_python_truth_and_iteration():
         list(x)
     with pytest.raises(TypeError, match="len"):
         len(x)
+
+
+def test_alloc_and_matmul_static_shape_errors():
+    v = T.tensor("float32", (3,), name="v")
+    with pytest.raises(sg.ShapeError, match=r"(?s)'v'.*\(2, 4\).*test_errors\.py"):
+        T.alloc(v, 2, 4)
+    n = T.lscalar("n")
+    assert T.alloc(v, 2, n).type.shape == (2, 3)  # the value's length decides
+    with pytest.raises(TypeError, match="more dimensions"):
+        T.alloc(T.matrix(), 3)
+    a = T.tensor("float32", (2, 3, 4))
+    with pytest.raises(sg.ShapeError, match="batch shapes"):
+        T.matmul(a, T.tensor("float32", (5, 4, 1)))
