@@ -223,3 +223,19 @@ def test_compile_time_is_small_for_a_gradient_graph():
     f = sg.function([x], cost, updates=[(w, w - 0.1 * g) for w, g in zip(ws, T.grad(cost, ws))])
     assert sum(f.compile_times.values()) < 2.0  # generous: it is ~20 ms here
     toposort(f.program.outputs)
+
+
+def test_fused_node_errors_name_the_original_ops_and_lines():
+    x = T.dvector("x")
+    y = T.dvector("y")
+    a = T.tanh(x) * 2  # first fused line
+    b = T.exp(y) + a  # second fused line
+    f = sg.function([x, y], b)
+    fused = [n for n in f.program.nodes if getattr(n.op, "scalar_op", None) is not None]
+    assert len(fused) == 1 and "fused_from" in fused[0].tag  # one fused node, not three
+    with pytest.raises(sg.SymgraphError) as e:
+        f(np.ones(3), np.ones(4))
+    msg = str(e.value)
+    assert "shape (3,)" in msg and "shape (4,)" in msg
+    assert "fused from" in msg
+    assert "tanh" in msg and "exp" in msg and "test_rewrites.py" in msg
