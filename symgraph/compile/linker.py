@@ -176,7 +176,7 @@ def _reraise(program: LinkedProgram, e: Exception, local_vars: dict, names: dict
         + where(node.trace)
         + origin_text
     )
-    raise ComputeError(msg, e) from e
+    raise ComputeError(msg, e) from None  # the message says it all; .original keeps the cause
 
 
 class ComputeError(SymgraphError, RuntimeError):
