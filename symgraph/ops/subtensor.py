@@ -302,8 +302,7 @@ class IncSubtensor(Op):
 
 def getitem(x: Variable, idx: Any) -> Variable:
     spec, parts = parse_index(x, idx)
-    if all(s == ("slice", None, None, None) for s in spec):
-        return x
+    # x[:] stays a node (a view), so that set_subtensor(x[:], y) works as in Theano
     return Subtensor(spec)(x, *parts)
 
 

@@ -34,7 +34,9 @@ def _array(draw, shape, dtype):
 
 @st.composite
 def broadcast_case(draw, n=2):
-    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=n, min_dims=0, max_dims=4))
+    shapes = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=n, min_dims=0, max_dims=4, min_side=0)
+    )
     dtypes = [draw(DTYPES) for _ in range(n)]
     return [_array(draw, s, d) for s, d in zip(shapes.input_shapes, dtypes)]
 
@@ -119,3 +121,37 @@ def _sum_to(g, shape):
     g = g.sum(axis=tuple(range(lead)))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
     return g.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+@st.composite
+def basic_index_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5))
+    idx = draw(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
+    return np.arange(int(np.prod(shape)), dtype="float32").reshape(shape), idx
+
+
+@SETTINGS
+@given(case=basic_index_case())
+def test_basic_indexing(case):
+    x, idx = case
+    check_against_numpy(lambda v: v[idx], lambda v: v[idx], [x])
+
+
+@SETTINGS
+@given(case=basic_index_case())
+def test_set_and_inc_subtensor_basic_indices(case):
+    x, idx = case
+    value = np.float32(7)
+
+    def ref_inc(v):
+        out = v.copy()
+        out[idx] += value
+        return out
+
+    def ref_set(v):
+        out = v.copy()
+        out[idx] = value
+        return out
+
+    check_against_numpy(lambda v: T.inc_subtensor(v[idx], value), ref_inc, [x])
+    check_against_numpy(lambda v: T.set_subtensor(v[idx], value), ref_set, [x])

@@ -209,3 +209,12 @@ def test_constant_index_out_of_static_range_raises_while_building():
     with pytest.raises(IndexError, match="index -4"):
         x[-4, 1]
     assert x[-3].ndim == 1 and x[:, 100].ndim == 1  # axis 1 has no static length
+
+
+def test_full_slice_is_a_view_node_usable_by_set_subtensor():
+    x = T.vector("x")
+    y = T.set_subtensor(x[:], 3.0)
+    z = T.inc_subtensor(x[...], 1.0)
+    got_y, got_z = sg.function([x], [y, z])(np.array([1, 2], "float32"))
+    np.testing.assert_array_equal(got_y, [3, 3])
+    np.testing.assert_array_equal(got_z, [2, 3])
