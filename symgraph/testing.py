@@ -10,6 +10,7 @@ however large the inputs are; several tests with fresh directions make a wrong g
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -122,12 +123,14 @@ def check_against_numpy(
     atol: float = 0.0,
     static_shapes: bool | None = None,
     device: str = "cpu",
+    modes: Sequence[str] = ("FAST_COMPILE", "FAST_RUN"),
 ) -> Any:
     """Compile ``build(*symbolic_inputs)`` and compare its result with ``reference(*values)``.
 
     Inputs are symbolic tensors of each value's dtype. With ``static_shapes=None`` the check runs
     twice: once with every dimension unknown and once with the exact shapes known at build time
-    (so wrong static-shape inference is caught as well as wrong values). Checked, for every
+    (so wrong static-shape inference is caught as well as wrong values); each is compiled in
+    every mode of ``modes`` (the ops as built, and after the rewrites). Checked, for every
     output: runtime dtype == NumPy's dtype == the graph's static dtype; runtime shape == NumPy's
     shape; every known static dimension == the runtime one; values equal (integers, bools) or
     close (floats; ``rtol`` defaults to 1e-5 for float32 and 1e-12 for float64). Returns the
@@ -140,9 +143,9 @@ def check_against_numpy(
     expected = reference(*[a.copy() for a in arrays])
     multi = isinstance(expected, tuple | list)
     expected = [np.asarray(e) for e in expected] if multi else [np.asarray(expected)]
-    modes = [False, True] if static_shapes is None else [static_shapes]
+    statics = [False, True] if static_shapes is None else [static_shapes]
     got = None
-    for static in modes:
+    for static, mode_name in itertools.product(statics, modes):
         syms = [
             T.tensor(a.dtype.name, a.shape if static else (None,) * a.ndim, name=f"in{k}")
             for k, a in enumerate(arrays)
@@ -150,9 +153,9 @@ def check_against_numpy(
         outs = build(*syms)
         outs = list(outs) if multi else [outs]
         outs = [T.as_tensor_variable(o) for o in outs]
-        fn = function(syms, outs, on_unused_input="ignore", device=device)
+        fn = function(syms, outs, on_unused_input="ignore", device=device, mode=mode_name)
         got = fn(*arrays)
-        mode = "static shapes" if static else "unknown shapes"
+        mode = f"{'static' if static else 'unknown'} shapes, {mode_name}"
         for k, (o, g, e) in enumerate(zip(outs, got, expected)):
             what = f"output {k} ({mode})"
             assert g.dtype == e.dtype, f"{what}: dtype {g.dtype}, NumPy gives {e.dtype}"
