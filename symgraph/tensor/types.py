@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..config import config
 from ..graph import TensorType, Variable
 
@@ -25,6 +27,9 @@ def tensor(
     dtype = dtype or config.floatX
     if dtype == "floatX":
         dtype = config.floatX
+    if shape is not None and any(isinstance(s, bool | np.bool_) for s in shape):
+        # Theano's positional T.tensor(dtype, broadcastable): flags, not lengths
+        broadcastable, shape = shape, None
     if shape is None:
         if broadcastable is not None:
             shape = [1 if b else None for b in broadcastable]

@@ -199,3 +199,12 @@ def test_theano_names_that_are_aliases():
     np.testing.assert_array_equal(got[2], [1, 0.5])
     text = theano.printing.debugprint(y * 2, file="str")
     assert "DimShuffle" in text or "mul" in text
+
+
+def test_tensor_with_theano_broadcastable_flags():
+    x = T.tensor("float32", (False, True), name="x")
+    assert x.type.shape == (None, 1) and x.broadcastable == (False, True)
+    y = T.tensor(dtype="int32", broadcastable=(False,))
+    assert y.type.shape == (None,) and y.dtype == "int32"
+    f = theano.function([x], x * 2)
+    np.testing.assert_array_equal(f(np.ones((3, 1), "float32")), np.full((3, 1), 2))
