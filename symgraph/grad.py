@@ -69,8 +69,10 @@ def grad(
     # Only nodes on a path from some wrt to the outputs matter.
     connected = {id(w) for w in wrt_list}
     for node in topo:
+        # gradients flow only through float values: an integer output (a shape, an index)
+        # depends on wrt without carrying any gradient back to it
         if any(id(i) in connected for i in node.inputs):
-            connected.update(id(o) for o in node.outputs)
+            connected.update(id(o) for o in node.outputs if is_float(o.dtype))
     contributions = seeds
     for node in reversed(topo):
         if not any(id(o) in contributions for o in node.outputs):

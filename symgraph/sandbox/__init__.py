@@ -1,0 +1,1 @@
+"""Theano's ``sandbox`` names that Theano programs import (``sandbox.rng_mrg``)."""
