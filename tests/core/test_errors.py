@@ -250,3 +250,17 @@ def test_alloc_and_matmul_static_shape_errors():
     a = T.tensor("float32", (2, 3, 4))
     with pytest.raises(sg.ShapeError, match="batch shapes"):
         T.matmul(a, T.tensor("float32", (5, 4, 1)))
+
+
+def test_runtime_error_in_a_fused_chain_names_every_fused_line():
+    a, b = T.vector("a"), T.vector("b")
+    line = inspect.currentframe().f_lineno + 1
+    c = a + b
+    d = T.tanh(c) * 2
+    f = sg.function([a, b], d)
+    with pytest.raises(sg.SymgraphError) as info:
+        f(np.ones(3, "float32"), np.ones(4, "float32"))
+    msg = str(info.value)
+    assert "(3,)" in msg and "(4,)" in msg and "'a'" in msg and "'b'" in msg, msg
+    # the add's own line is reported (directly, or among the lines a fused node came from)
+    assert f'test_errors.py", line {line},' in msg or f"test_errors.py:{line}\n" in msg, msg
