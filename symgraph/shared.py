@@ -31,10 +31,10 @@ def shared(
         arr = _default_array(value)
     elif hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray):
         arr = value
-    else:
-        arr = np.array(value, copy=not borrow) if not isinstance(value, np.ndarray) else value
-        if not borrow:
-            arr = arr.copy()
+    elif isinstance(value, np.ndarray):
+        arr = value if borrow else value.copy()
+    else:  # lists, NumPy scalars: always a new array
+        arr = np.array(value)
     if arr.dtype == object:
         raise GraphTypeError(f"shared() got an object array for {name!r}; use numeric data")
     if shape is None:
