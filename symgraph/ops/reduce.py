@@ -45,6 +45,15 @@ _REDUCERS = {
 }
 
 
+_UFUNC_REDUCE = {
+    "sum": "add",
+    "prod": "multiply",
+    "mean": "add",
+    "max": "maximum",
+    "min": "minimum",
+}
+
+
 class Reduce(Op):
     """``xp.<kind>(x, axis=axis, keepdims=keepdims)``."""
 
@@ -79,9 +88,23 @@ class Reduce(Op):
         fn = getattr(backend.xp, _REDUCERS[self.kind])
         axis, keepdims = self.axis, self.keepdims
         dtype = node.outputs[0].dtype
+        if backend.name == "cpu" and self.kind in _UFUNC_REDUCE:
+            # ufunc.reduce skips numpy's Python-level wrapper (np.sum costs ~2x on small arrays)
+            reduce_ = getattr(np, _UFUNC_REDUCE[self.kind]).reduce
+            np_dtype = np.dtype(dtype)
+            if self.kind == "mean":
+
+                def mean(x):
+                    n = 1
+                    for a in axis:
+                        n *= x.shape[a]
+                    return np.true_divide(reduce_(x, axis, np_dtype, None, keepdims), n)
+
+                return mean
+            if self.kind in ("sum", "prod"):
+                return lambda x: reduce_(x, axis, np_dtype, None, keepdims)
+            return lambda x: reduce_(x, axis, None, None, keepdims)
         if self.kind in ("sum", "prod", "mean"):
-            if self.kind == "mean" and not is_float(node.inputs[0].dtype):
-                return lambda x: fn(x, axis=axis, keepdims=keepdims, dtype=dtype)
             return lambda x: fn(x, axis=axis, keepdims=keepdims, dtype=dtype)
         return lambda x: fn(x, axis=axis, keepdims=keepdims)
 
