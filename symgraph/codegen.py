@@ -304,6 +304,8 @@ def _step_expr(info: StepInfo, args: list[str], arg_dtypes: list[str]) -> str:
         args = [_convert(a, d, comp) for a, d in zip(args, arg_dtypes)]
     if op.name in ("floor", "ceil", "round") and not S.is_float(comp):
         expr = args[0]  # rounding an integer gives it back (NumPy keeps the integer dtype)
+    elif op.name == "abs" and np.dtype(comp).kind in "ub":
+        expr = args[0]  # NumPy's absolute of unsigned/bool is the identity; C's abs is ambiguous
     elif op.name == "pow" and not S.is_float(comp):
         expr = f"ipow_({args[0]}, {args[1]})"  # CUDA has no integer pow overload
     else:

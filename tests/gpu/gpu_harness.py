@@ -21,6 +21,8 @@ from symgraph.ops.composite import Composite
 CXX = shutil.which("g++") or shutil.which("c++")
 NVCC = shutil.which("nvcc")
 ARCH = "sm_90"
+# What CuPy's RawKernel passes to NVRTC besides include paths (cupy/cuda/compiler.py, CuPy 14).
+NVRTC_OPTIONS = [f"-arch={ARCH}", "--device-as-default-execution-space"]
 
 
 def nvrtc_module() -> Any | None:
@@ -50,9 +52,10 @@ def compile_for_device(source: str, name: str = "kernel.cu") -> tuple[bytes, str
         prog = nvrtc.createProgram(source, name, [], [])
         try:
             try:
-                nvrtc.compileProgram(prog, [f"-arch={ARCH}", "--std=c++14"])
+                nvrtc.compileProgram(prog, NVRTC_OPTIONS)
             except Exception as e:
-                raise AssertionError(f"NVRTC rejected {name}:\n{nvrtc.getProgramLog(prog)}") from e
+                log = nvrtc.getProgramLog(prog)[:4000]
+                raise AssertionError(f"NVRTC rejected {name}:\n{log}") from e
             log = nvrtc.getProgramLog(prog)
             cubin = nvrtc.getCUBIN(prog)
         finally:
@@ -67,7 +70,7 @@ def compile_for_device(source: str, name: str = "kernel.cu") -> tuple[bytes, str
             [NVCC, f"-arch={ARCH}", "-cubin", "-o", out, src], capture_output=True, text=True
         )
         if r.returncode != 0:
-            raise AssertionError(f"nvcc rejected {name}:\n{r.stderr}")
+            raise AssertionError(f"nvcc rejected {name}:\n{r.stderr[:4000]}")
         with open(out, "rb") as f:
             return f.read(), r.stderr, time.perf_counter() - t0
 
@@ -89,7 +92,7 @@ def host_library(kernels: Sequence[cg.KernelSource]) -> ctypes.CDLL:
     cmd += ["-Wno-unused-function", "-Wno-type-limits", "-o", base + ".so", base + ".cpp"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise AssertionError(f"host C++ compile failed:\n{r.stderr}\n--- source ---\n{source}")
+        raise AssertionError(f"host C++ compile of {base}.cpp failed:\n{r.stderr[:4000]}")
     lib = ctypes.CDLL(base + ".so")
     _LIBS[digest] = lib
     return lib

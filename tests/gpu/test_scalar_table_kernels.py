@@ -26,16 +26,21 @@ from symgraph.ops.elemwise import Elemwise
 from symgraph.ops.scalar import SCALAR_OPS, cast_op
 
 DTYPES = ["float32", "float64", "int32", "int8", "bool"]
+MORE_DTYPES = ["int64", "int16", "uint8", "uint32"]
+GROUPS = [
+    pytest.param(DTYPES, id="common-dtypes"),
+    pytest.param(MORE_DTYPES, id="more-dtypes", marks=pytest.mark.slow),
+]
 SHAPE = (3, 7)
 
 
-def _cases():
+def _cases(dtypes):
     """(op, input dtypes) for every combination NumPy has a loop for."""
     ops = [SCALAR_OPS[n] for n in sorted(SCALAR_OPS) if not n.startswith("cast_")]
-    ops += [cast_op(d) for d in DTYPES]
+    ops += [cast_op(d) for d in DTYPES + MORE_DTYPES]
     cases = []
     for op in ops:
-        for d in DTYPES:
+        for d in dtypes:
             dtypes = ("bool", d, d) if op.name == "switch" else (d,) * op.nin
             try:
                 op.numpy_dtype(*dtypes)
@@ -46,16 +51,14 @@ def _cases():
     return cases
 
 
-CASES = _cases()
-
-
 def _inputs(op, dtypes, rng):
     xs = []
     for k, d in enumerate(dtypes):
-        if d == "bool":
+        kind = np.dtype(d).kind
+        if kind == "b":
             x = rng.random(SHAPE) < 0.5
-        elif d.startswith("int"):
-            x = rng.integers(-5, 6, SHAPE).astype(d)
+        elif kind in "iu":
+            x = rng.integers(0 if kind == "u" else -5, 6, SHAPE).astype(d)
             if op.name == "pow" and k == 1:
                 x = np.abs(x) % 4  # NumPy refuses negative integer powers
         else:
@@ -81,12 +84,21 @@ def _kernel(op, dtypes, k):
     return cg.render_kernel(c, ("c",) * len(dtypes), name=name)
 
 
-KERNELS = [_kernel(op, dtypes, k) for k, (op, dtypes) in enumerate(CASES)]
+_KERNELS: dict[tuple, list] = {}
 
 
-def test_composite_numpy_equals_elemwise_for_every_table_op():
+def _cases_and_kernels(dtypes):
+    cases = _cases(dtypes)
+    key = tuple(dtypes)
+    if key not in _KERNELS:
+        _KERNELS[key] = [_kernel(op, ds, k) for k, (op, ds) in enumerate(cases)]
+    return cases, _KERNELS[key]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_composite_numpy_equals_elemwise_for_every_table_op(group):
     rng = np.random.default_rng(7)
-    for op, dtypes in CASES:
+    for op, dtypes in _cases(group):
         xs = _inputs(op, dtypes, rng)
         ref, out_dtype = _reference(op, dtypes, xs)
         with np.errstate(all="ignore"):
@@ -96,11 +108,13 @@ def test_composite_numpy_equals_elemwise_for_every_table_op():
 
 
 @pytest.mark.skipif(CXX is None, reason="no host C++ compiler (g++) on PATH")
-def test_every_table_op_kernel_runs_on_host_like_numpy():
-    lib = host_library(KERNELS)
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_table_op_kernel_runs_on_host_like_numpy(group):
+    cases, kernels = _cases_and_kernels(group)
+    lib = host_library(kernels)
     rng = np.random.default_rng(3)
     worst = 0.0
-    for (op, dtypes), ks in zip(CASES, KERNELS):
+    for (op, dtypes), ks in zip(cases, kernels):
         xs = _inputs(op, dtypes, rng)
         ref, out_dtype = _reference(op, dtypes, xs)
         plan = cg.plan_launch(SHAPE, [x.shape for x in xs], [element_strides(x) for x in xs])
@@ -120,11 +134,13 @@ def test_every_table_op_kernel_runs_on_host_like_numpy():
 
 
 @pytest.mark.skipif(device_compiler() is None, reason="neither NVRTC nor nvcc is available")
-def test_every_table_op_kernel_compiles_for_sm90():
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_table_op_kernel_compiles_for_sm90(group):
     # One translation unit: the preamble is guarded, kernel names are unique.
-    source = "\n".join(ks.source for ks in KERNELS)
+    _, kernels = _cases_and_kernels(group)
+    source = "\n".join(ks.source for ks in kernels)
     cubin, log, seconds = compile_for_device(source, "scalar_table.cu")
     assert cubin[:4] == b"\x7fELF"
     assert "warning" not in log.lower(), log
-    for ks in KERNELS:
+    for ks in kernels:
         assert ks.name.encode() in cubin, f"kernel {ks.name} missing from the cubin"
