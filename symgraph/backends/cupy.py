@@ -145,7 +145,7 @@ class ElementwiseLauncher:
         kernel, grid, shape, passed, tail = entry
         out = self.xp.empty(shape, self.out_dtype)
         if grid:
-            args = [xs[k] for k in passed]
+            args = [xs[k] if c is None else c for k, c in passed]
             for pos, a in enumerate(args):
                 if not isinstance(a, self.array_type):  # a host scalar (rare): copy it over
                     args[pos] = self.xp.asarray(a)
@@ -154,6 +154,7 @@ class ElementwiseLauncher:
 
     def _prepare(self, xs: Sequence[Any]) -> tuple:
         from .. import codegen
+        from ..graph import Constant
 
         shapes = [tuple(x.shape) for x in xs]
         strides = [None if k in self.literals else _element_strides(x) for k, x in enumerate(xs)]
@@ -162,7 +163,12 @@ class ElementwiseLauncher:
         ks = codegen.render_node(self.node, plan, self.literals)
         kernel = self.compile_kernel(ks)
         grid = min(-(-plan.size // self.BLOCK), self.max_blocks())
-        passed = [k for k, lay in enumerate(plan.layouts) if lay != "k"]
+        # Constants that are not inlined (non-finite, or arrays) go to the device once.
+        passed = [
+            (k, self.xp.asarray(xs[k]) if isinstance(self.node.inputs[k], Constant) else None)
+            for k, lay in enumerate(plan.layouts)
+            if lay != "k"
+        ]
         tail = [np.int64(plan.size)] + [np.int64(n) for n in plan.shape]
         tail += [np.int64(s) for st in plan.strides for s in st]
         entry = (kernel, grid, shape, passed, tail)

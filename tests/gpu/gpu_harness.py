@@ -61,6 +61,11 @@ def compile_for_device(source: str, name: str = "kernel.cu") -> tuple[bytes, str
         finally:
             nvrtc.destroyProgram(prog)
         return cubin, log, time.perf_counter() - t0
+    return compile_with_nvcc(source, name)
+
+
+def compile_with_nvcc(source: str, name: str = "kernel.cu") -> tuple[bytes, str, float]:
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, name)
         with open(src, "w") as f:

@@ -8,7 +8,14 @@ import zlib
 
 import numpy as np
 import pytest
-from gpu_harness import CXX, compile_for_device, device_compiler, run_composite_on_host
+from gpu_harness import (
+    CXX,
+    NVCC,
+    compile_for_device,
+    compile_with_nvcc,
+    device_compiler,
+    run_composite_on_host,
+)
 from gpu_patterns import Program, non_contiguous, patterns, random_inputs
 
 import symgraph as sg
@@ -183,3 +190,11 @@ def test_pattern_kernels_compile_for_sm90(ks):
     cubin, log, seconds = compile_for_device(ks.source, ks.name + ".cu")
     assert cubin[:4] == b"\x7fELF", "not a cubin"
     assert "warning" not in log.lower(), log
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
+def test_nvcc_accepts_the_same_source():
+    pat = next(p for p in PATTERNS if p.name == "lstm_cell")
+    ks = cg.render_kernel(pat.composite, ("g", "c", "s", "g"), 3, {}, "long long")
+    cubin, _, _ = compile_with_nvcc(ks.source, ks.name + ".cu")
+    assert cubin[:4] == b"\x7fELF"

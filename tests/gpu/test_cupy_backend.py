@@ -183,6 +183,19 @@ def test_launcher_handles_empty_and_zero_d_inputs():
     np.testing.assert_allclose(out, np.tanh(a) * 3, rtol=4e-6)
 
 
+@pytest.mark.skipif(CXX is None, reason="no host C++ compiler (g++) on PATH")
+def test_launcher_passes_non_finite_constants_as_arrays():
+    p = Program("float32", "float32")
+    c = p.build(p("minimum", 0, 1))
+    node = Elemwise(c).make_node(T.vector("x"), T.constant(np.float32(np.inf)))
+    launcher = cupy_backend.ElementwiseLauncher(node, np, _host_compile, lambda: 2)
+    compiled.clear()
+    a = np.array([-1, np.nan, 5], np.float32)
+    out = launcher(a, node.inputs[1].data)
+    np.testing.assert_array_equal(out, np.minimum(a, np.inf))
+    assert compiled[-1].layouts == ("c", "s")  # inf is not a C literal: passed as an array
+
+
 def test_backend_builds_launchers_without_a_device_and_declines_float16():
     if not _cupy_importable():
         pytest.skip("CuPy is not installed here")
