@@ -250,10 +250,7 @@ def _render(
         expr = _step_expr(info, [names[a] for a in info.args], [dtypes[a] for a in info.args])
         body.append(f"const {ctype(info.dtype)} v{c.nin + j} = {expr};  // {info.op.name}")
         names.append(f"v{c.nin + j}")
-    result = names[c.output]
-    if dtypes[c.output] != out_dtype:  # cannot happen, kept for clarity
-        result = f"({ctype(out_dtype)}){result}"
-    body.append(f"out[i] = {result};")
+    body.append(f"out[i] = {names[c.output]};")
 
     idx: list[str] = []
     if ndim:
