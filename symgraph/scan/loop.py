@@ -1,0 +1,229 @@
+"""The forward loop of a Scan node, generated as Python source once per node and backend.
+
+The generated function reads each sequence row and tap with one indexing expression, calls the
+linked inner step (one generated function, see ``compile/linker.py``), and writes results into
+buffers allocated once: state buffers before the loop (their shape is the initial window's), ``seq``
+buffers after step 0 (when the per-step shape is known). Step 0 is peeled off so the loop body has
+no branches. So per step there is no graph walk, no dict, no list and no allocation beyond what the
+inner ops themselves allocate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..compile.linker import ComputeError
+from ..errors import ShapeError, SymgraphError, where
+from ..graph import Apply
+from .op import Scan
+
+
+def build_loop(op: Scan, node: Apply, backend: Any):
+    """The callable ``loop(n_steps, *outer_inputs)`` for ``node`` (a tuple for several outputs)."""
+    xp = backend.xp
+    inner = op.compiled(backend).fn
+    trace = node.trace
+    label = f"scan {op.name!r}"
+
+    ns = op.n_seqs
+    seq_args = [f"s{i}" for i in range(ns)]
+    init_args = {j: f"i{k}" for k, j in enumerate(op.state_outs)}
+    nonseq_args = [f"p{i}" for i in range(op.n_nonseqs)]
+    src: list[str] = []
+    emit = src.append
+    params = ", ".join(["n_steps", *seq_args, *init_args.values(), *nonseq_args])
+    emit(f"def scan_loop({params}):")
+
+    # number of steps
+    if op.n_from_seqs:
+        lens = [f"{s}.shape[0]" for s in seq_args]
+        if op.exact_seqs:
+            lens = [lens[op.exact_seqs[0]]]
+        emit(f"    n = {lens[0] if len(lens) == 1 else 'min(' + ', '.join(lens) + ')'}")
+    else:
+        emit("    n = int(n_steps)")
+        emit("    if n < 0: __negative(n)")
+        for i, s in enumerate(seq_args):
+            emit(f"    if {s}.shape[0] < n: __short({i}, {s}.shape[0], n)")
+
+    # state storage
+    for j, a in init_args.items():
+        spec = op.outs[j]
+        L = spec.window
+        emit(f"    if {a}.shape[0] < {L}: __short_init({j}, {a}.shape[0], {L})")
+        if spec.store == "all":
+            dt = op.inner_outputs[j].dtype
+            emit(f"    b{j} = __empty((n + {L},) + {a}.shape[1:], dtype={dt!r})")
+            emit(f"    b{j}[:{L}] = {a}[:{L}]")
+        else:
+            for d in range(1, L + 1):  # w{j}_{d}: the value d steps back
+                emit(f"    w{j}_{d} = {a}[{L - d}]")
+
+    # zero steps: nothing runs
+    empties = []
+    for j, spec in enumerate(op.outs):
+        if spec.kind == "state":
+            empties.append(f"b{j}" if spec.store == "all" else f"{init_args[j]}[:{spec.window}]")
+        elif spec.kind == "seq":
+            empties.append(f"__empty_seq({j})")
+        else:
+            src_arg = _arg_name(op, spec.shape_from, seq_args, init_args, nonseq_args)
+            empties.append(f"__zeros_sum({j}, {src_arg})")
+    emit("    if n == 0:")
+    emit(f"        return {_tuple(empties)}")
+
+    # one step: inner call arguments
+    call_args = [f"{s}[t]" for s in seq_args]
+    for j in op.state_outs:
+        spec = op.outs[j]
+        L = spec.window
+        for k in spec.taps:
+            call_args.append(f"b{j}[t + {L + k}]" if spec.store == "all" else f"w{j}_{-k}")
+    call_args += nonseq_args
+    results = "".join(f"r{j}, " for j in range(len(op.outs)))
+    call = f"{results}= __inner({', '.join(call_args)})"
+
+    first: list[str] = []  # writes after step 0 (with checks and allocation)
+    body: list[str] = []  # writes after every later step
+    for j, spec in enumerate(op.outs):
+        dt = op.inner_outputs[j].dtype
+        if spec.kind == "state":
+            L = spec.window
+            want = f"b{j}.shape[1:]" if spec.store == "all" else f"__shape({init_args[j]})[1:]"
+            first.append(f"if __shape(r{j}) != {want}: __bad_state({j}, __shape(r{j}), {want})")
+            if spec.store == "all":
+                w = f"b{j}[t + {L}] = r{j}"
+                first.append(w)
+                body.append(w)
+            else:
+                names = [f"w{j}_{d}" for d in range(L, 0, -1)]
+                news = [f"w{j}_{d}" for d in range(L - 1, 0, -1)] + [f"r{j}"]
+                w = f"{', '.join(names)} = {', '.join(news)}"
+                first.append(w)
+                body.append(w)
+        elif spec.kind == "seq":
+            first.append(f"o{j} = __empty((n,) + __shape(r{j}), dtype={dt!r})")
+            first.append(f"o{j}[0] = r{j}")
+            body.append(f"o{j}[t] = r{j}")
+        else:
+            first.append(f"a{j} = __copy(r{j})")
+            body.append(f"a{j} += r{j}")
+
+    emit("    t = 0")
+    emit("    try:")
+    emit(f"        {call}")
+    for line in first:
+        emit(f"        {line}")
+    emit("        for t in range(1, n):")
+    emit(f"            {call}")
+    for line in body:
+        emit(f"            {line}")
+    emit("    except Exception as __e:")
+    emit("        __fail(__e, t)")
+
+    rets = []
+    for j, spec in enumerate(op.outs):
+        if spec.kind == "state":
+            if spec.store == "all":
+                rets.append(f"b{j}")
+            else:
+                ws = ", ".join(f"w{j}_{d}" for d in range(spec.window, 0, -1))
+                rets.append(f"__stack([{ws}])")
+        elif spec.kind == "seq":
+            rets.append(f"o{j}")
+        else:
+            rets.append(f"a{j}")
+    emit(f"    return {_tuple(rets)}")
+    source = "\n".join(src) + "\n"
+
+    def fail(e: Exception, t: int) -> None:
+        if isinstance(e, ShapeError):
+            raise e
+        inner_msg = str(e)
+        if isinstance(e, SymgraphError):
+            raise ComputeError(f"in step {t} of {label}: {inner_msg}{where(trace)}", e) from e
+        raise ComputeError(
+            f"{type(e).__name__} in step {t} of {label}: {inner_msg}{where(trace)}", e
+        ) from e
+
+    def short(i: int, have: int, n: int) -> None:
+        raise ShapeError(
+            f"{label}: sequence {i} ({_describe(node.inputs[1 + i])}) has {have} rows but "
+            f"n_steps is {n}{where(trace)}"
+        )
+
+    def short_init(j: int, have: int, L: int) -> None:
+        raise ShapeError(
+            f"{label}: output {j} uses taps {list(op.outs[j].taps)}, so its initial value needs "
+            f"{L} leading rows, got {have}{where(trace)}"
+        )
+
+    def negative(n: int) -> None:
+        raise ShapeError(f"{label}: n_steps is negative ({n}){where(trace)}")
+
+    def bad_state(j: int, got: tuple, want: tuple) -> None:
+        raise ShapeError(
+            f"{label}: output {j} is fed back to the next step, but the step function returns "
+            f"shape {tuple(got)} where the initial value has shape {tuple(want)} (a recurrent "
+            f"state must keep its shape from step to step){where(trace)}"
+        )
+
+    def empty_seq(j: int):
+        shape = tuple(0 if s is None else s for s in op.inner_outputs[j].type.shape)
+        return xp.empty((0, *shape), dtype=op.inner_outputs[j].dtype)
+
+    def zeros_sum(j: int, like: Any):
+        shape = (
+            like.shape
+            if like is not None
+            else tuple(0 if s is None else s for s in op.inner_outputs[j].type.shape)
+        )
+        return xp.zeros(shape, dtype=op.inner_outputs[j].dtype)
+
+    env = {
+        "__inner": inner,
+        "__empty": xp.empty,
+        "__shape": np.shape,
+        "__copy": _copy,
+        "__stack": xp.stack,
+        "__fail": fail,
+        "__short": short,
+        "__short_init": short_init,
+        "__negative": negative,
+        "__bad_state": bad_state,
+        "__empty_seq": empty_seq,
+        "__zeros_sum": zeros_sum,
+    }
+    code = compile(source, f"<symgraph scan {op.name}>", "exec")
+    exec(code, env)
+    fn = env["scan_loop"]
+    fn.source = source
+    return fn
+
+
+def _copy(x: Any) -> Any:
+    # The first step's value may alias an input of the step (e.g. a non-sequence passed through);
+    # the sum accumulates in place afterwards, so it needs its own array.
+    return x.copy() if hasattr(x, "copy") else x
+
+
+def _tuple(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else "(" + ", ".join(items) + ",)"
+
+
+def _arg_name(op: Scan, index: int | None, seqs, inits, nonseqs) -> str:
+    if index is None:
+        return "None"
+    if index == 0:
+        return "n_steps"
+    if index <= op.n_seqs:
+        return seqs[index - 1]
+    if index < op.nonseq_start:
+        return list(inits.values())[index - 1 - op.n_seqs]
+    return nonseqs[index - op.nonseq_start]
+
+
+def _describe(v) -> str:
+    return v.describe() if hasattr(v, "describe") else str(v)
