@@ -109,7 +109,7 @@ def scan(
         n_from_seqs = False
 
     # -- outputs_info: states get an initial window and one placeholder per tap
-    infos = _outputs_info(outputs_info, label, where_)
+    infos = _outputs_info(outputs_info, label, where_, bptt_truncate)
     state_args: list[Variable] = []
     tap_phs: dict[int, dict[int, Variable]] = {}
     windows: dict[int, Variable] = {}
@@ -242,7 +242,9 @@ def _sequence_entry(entry: Any, k: int, label: str, where_: str) -> tuple[Variab
     return var, [int(t) for t in taps]
 
 
-def _outputs_info(info: Any, label: str, where_: str) -> list[tuple[Variable | None, tuple]]:
+def _outputs_info(
+    info: Any, label: str, where_: str, bptt_truncate: int
+) -> list[tuple[Variable | None, tuple]]:
     out = []
     for j, entry in enumerate(_as_list(info)):
         if entry is None:
@@ -256,6 +258,11 @@ def _outputs_info(info: Any, label: str, where_: str) -> list[tuple[Variable | N
             taps = tuple(int(t) for t in entry.get("taps", [-1]) or [-1])
         else:
             init, taps = as_tensor_variable(entry), (-1,)
+        if taps != (-1,) and bptt_truncate >= 0:
+            raise ValueError(
+                f"scan {label!r}: bptt_truncate works on outputs fed back with tap -1; output "
+                f"{j} uses taps {list(taps)} (use truncate_gradient){where_}"
+            )
         if any(t >= 0 for t in taps):
             raise ValueError(
                 f"scan {label!r}: output {j} has taps {list(taps)}; outputs can only read past "

@@ -8,9 +8,11 @@ uses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..graph import Apply, Constant, Variable, graph_inputs
-from ..ops.basic import constant
+from ..errors import ShapeError, where
+from ..graph import Apply, Constant, Op, Variable, graph_inputs
+from ..ops.basic import as_tensor_variable, constant
 from .op import OutSpec, Scan
 
 
@@ -114,7 +116,10 @@ class ScanParts:
         """An outer sequence cut to the rows the loop reads (rows 0..n-1)."""
         if id(outer) in self.same_len:
             return outer
-        return outer[: self.n_steps()]
+        if self.n_from_seqs:
+            return outer[: self.n_steps()]
+        # n_steps was given: a sequence shorter than that is an error, also outside the loop
+        return HeadRows(self.name, self.trace)(outer, self.n)
 
     # -- rebuilding -------------------------------------------------------------------------
     def build(self) -> Apply:
@@ -170,6 +175,43 @@ class ScanParts:
     @staticmethod
     def _is_input(v: Variable, kept: list) -> bool:
         return any(o is v for o, _ in kept)
+
+
+class HeadRows(Op):
+    """``x[:n]``, raising if ``x`` has fewer than ``n`` rows (work moved out of a scan keeps the
+    loop's check that its sequences cover ``n_steps``)."""
+
+    __props__ = ("label", "trace")
+
+    def __init__(self, label: str, trace: Any):
+        self.label, self.trace = label, trace
+
+    def __str__(self) -> str:
+        return "HeadRows"
+
+    def make_node(self, x: Any, n: Any) -> Apply:
+        x, n = as_tensor_variable(x), as_tensor_variable(n)
+        return Apply(self, [x, n], [x.type.with_shape((None, *x.type.shape[1:]))])
+
+    def make_impl(self, node: Apply, backend: Any):
+        label, trace = self.label, self.trace
+
+        def head_rows(x, n):
+            n = int(n)
+            if x.shape[0] < n:
+                raise ShapeError(
+                    f"scan {label!r}: a sequence has {x.shape[0]} rows but n_steps is {n}"
+                    f"{where(trace)}"
+                )
+            return x[:n]
+
+        return head_rows
+
+    def grad(self, inputs, output_grads):
+        from .. import tensor as T
+
+        x, n = inputs
+        return [T.inc_subtensor(T.zeros_like(x)[:n], output_grads[0]), None]
 
 
 def _index(seq: list, v: Variable) -> int:
