@@ -195,6 +195,8 @@ def train_with_sgd(
             model.sgd_step(x, y, learning_rate)
             seen += 1
     losses.append((seen, model.calculate_loss(X, Y)))
+    if verbose:
+        print(f"  final          sentences seen {seen:6d}  loss {losses[-1][1]:.4f}")
     return losses
 
 

@@ -12,7 +12,10 @@ many steps.
 This script measures it. For each model it computes ||dL_t / ds_k|| for every loss term t and
 every earlier state k of real sentences from the default corpus, averages by distance t - k,
 plots the curves (untrained and after a short training) and says at what distance each falls
-below 1e-3 of its value at distance 0.
+below 1e-3 of its value at distance 0, and by what factor it shrinks per step further back.
+(At distance 0 the loss also reaches the state directly through the output layer; after
+training that direct term can be much larger than anything carried by the recurrence, which
+makes a curve drop steeply at the first step and then decay at its recurrent rate.)
 
 How the gradient with respect to a *state* is obtained: the step function adds an input e_k
 (all zeros) to its new state, s_k = cell(x_k, s_{k-1}) + e_k. Then dL_t/de_k is exactly the
@@ -105,9 +108,32 @@ def vanishing_distance(curve: dict, ratio: float = 1e-3) -> int | None:
     return None
 
 
+def decay_per_step(curve: dict) -> float:
+    """Geometric mean factor by which the curve shrinks per step, from distance 1 to the last.
+
+    Distance 0 is left out: there the loss also reaches the state directly, through the output
+    layer, which the states further back are reached only through the recurrence."""
+    last = max(curve)
+    if last < 2 or curve[1] <= 0:
+        return float("nan")
+    return float((curve[last] / curve[1]) ** (1.0 / (last - 1)))
+
+
+def long_sentences(X: list, Y: list, seq_len: int, count: int) -> list[tuple]:
+    """The first ``count`` sentences with at least ``seq_len`` words, cut to ``seq_len``.
+
+    Single sentences, not a stream of several: across a sentence boundary a trained model
+    should forget (the previous sentence says little about the next), which would mix that
+    learned forgetting into the measurement."""
+    out = [(x[:seq_len], y[:seq_len]) for x, y in zip(X, Y) if len(x) >= seq_len]
+    if not out:
+        raise SystemExit(f"no sentence has {seq_len} words; lower --seq-len or read more data")
+    return out[:count]
+
+
 def streams(X: list, Y: list, seq_len: int, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Consecutive sentences joined into one stream and cut into ``count`` sequences of
-    ``seq_len`` words, so distances longer than one sentence can be measured."""
+    ``seq_len`` words (the markers SENTENCE_END SENTENCE_START separate the sentences)."""
     # X = s[:-1], Y = s[1:]; the whole sentence is X followed by the last word of Y
     stream = np.concatenate([np.append(x, y[-1]) for x, y in zip(X, Y)]).astype(np.int32)
     out = []
@@ -169,8 +195,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--vocab", type=int, default=1000)
     ap.add_argument("--hidden", type=int, default=48)
     ap.add_argument("--cells", default="rnn,gru,lstm")
-    ap.add_argument("--seq-len", type=int, default=30, help="words per measured sequence")
-    ap.add_argument("--sequences", type=int, default=8, help="sequences to average over")
+    ap.add_argument("--seq-len", type=int, default=25, help="words per measured sequence")
+    ap.add_argument(
+        "--measure-on", choices=("sentences", "stream"), default="sentences",
+        help="long single sentences, or consecutive sentences joined into one stream",
+    )  # fmt: skip
+    ap.add_argument("--sequences", type=int, default=10, help="sequences to average over")
     ap.add_argument("--train-steps", type=int, default=300, help="0: untrained only")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=0.005, help="Adam learning rate")
@@ -182,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         args.data, vocab_size=args.vocab, max_comments=args.max_comments, valid_fraction=0
     )
     X, Y = corpus.X_train, corpus.Y_train
-    seqs = streams(X, Y, args.seq_len, args.sequences)
+    pick = long_sentences if args.measure_on == "sentences" else streams
+    seqs = pick(X, Y, args.seq_len, args.sequences)
     words = corpus.vocab.index_to_word
     sample = " ".join(words[i] for i in seqs[0][0][:15])
     print(f"{len(X)} sentences, vocabulary {len(words)}; measuring on {len(seqs)} sequences of "
@@ -210,10 +241,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
             curve = gradient_by_distance(f, seqs, state_size, config.dtype)
             curves[(cell, stage)] = curve
             d = vanishing_distance(curve)
-            summary[(cell, stage)] = d
-            when = f"at distance {d}" if d is not None else f"not within {max(curve)} steps"
-            print(f"{cell.upper():4s} {stage:9s}: falls below 1e-3 of its distance-0 value {when}"
-                  f"  ({time.perf_counter() - t0:.1f} s{note})")  # fmt: skip
+            rate = decay_per_step(curve)
+            summary[(cell, stage)] = {"below_1e-3_at": d, "decay_per_step": rate}
+            when = f"at distance {d:2d}" if d is not None else f"not within {max(curve)} steps"
+            print(f"{cell.upper():4s} {stage:9s}: below 1e-3 of its distance-0 value {when}; "
+                  f"x{rate:.2f} per step  ({time.perf_counter() - t0:.1f} s{note})")  # fmt: skip
 
     path = plot(curves, Path(args.out), f"Gradient reaching back in time ({args.hidden} units)")
     print(f"plot: {path}")

@@ -116,9 +116,11 @@ def test_gradient_check_main_passes(dtype: str, capsys) -> None:
             results = r[(cell, graph)]
             assert {p["name"] for p in results} >= {"U", "W", "V"}
             assert all(p["checked"] > 0 and not p["failures"] for p in results)
+    judged = sum(p["judged"] for k, v in r.items() if k != "passed" for p in v)
+    assert judged > 0
     if dtype == "float64":  # finite differences in float64 are accurate to ~h^2
         worst = max(p["max_rel"] for k, v in r.items() if k != "passed" for p in v)
-        assert 0 < worst < 1e-4
+        assert 0 < worst < 1e-3
     assert "all gradient checks passed" in capsys.readouterr().out
 
 
