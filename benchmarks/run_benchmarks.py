@@ -193,11 +193,9 @@ def run_config(cfg: Config, impls: list[str], args: argparse.Namespace) -> dict:
 
 def profile_symgraph(cfg: Config, params: dict, data: list, n: int = 20) -> str:
     try:
-        m = make_impl("symgraph", cfg, params, profile=True)
-        step = _cycling_step(m, data)
-        for _ in range(n):
-            step()
-        return m.fn.profile.summary()
+        import suite_profile
+
+        return suite_profile.profile_symgraph(cfg, params, data, n)
     except Exception as e:
         return f"profile failed: {_error_text(e)}"
 
