@@ -23,7 +23,6 @@ from .op import Scan
 def build_loop(op: Scan, node: Apply, backend: Any):
     """The callable ``loop(n_steps, *outer_inputs)`` for ``node`` (a tuple for several outputs)."""
     xp = backend.xp
-    inner = op.compiled(backend).fn
     trace = node.trace
     label = f"scan {op.name!r}"
 
@@ -61,6 +60,12 @@ def build_loop(op: Scan, node: Apply, backend: Any):
             for d in range(1, L + 1):  # w{j}_{d}: the value d steps back
                 emit(f"    w{j}_{d} = {a}[{L - d}]")
 
+    # the step, compiled for these per-step shapes (one dict lookup per call)
+    rows = "".join(f"{a}.shape[1:], " for a in seq_args)
+    inits = "".join(f"{a}.shape[1:], " for a in init_args.values())
+    whole = "".join(f"{a}.shape, " for a in nonseq_args)
+    emit(f"    inner = __step(({rows}), ({inits}), ({whole}))")
+
     # zero steps: nothing runs
     empties = []
     for j, spec in enumerate(op.outs):
@@ -83,7 +88,7 @@ def build_loop(op: Scan, node: Apply, backend: Any):
             call_args.append(f"b{j}[t + {L + k}]" if spec.store == "all" else f"w{j}_{-k}")
     call_args += nonseq_args
     results = "".join(f"r{j}, " for j in range(len(op.outs)))
-    call = f"{results}= __inner({', '.join(call_args)})"
+    call = f"{results}= inner({', '.join(call_args)})"
 
     first: list[str] = []  # writes after step 0 (with checks and allocation)
     body: list[str] = []  # writes after every later step
@@ -182,8 +187,24 @@ def build_loop(op: Scan, node: Apply, backend: Any):
         )
         return xp.zeros(shape, dtype=op.inner_outputs[j].dtype)
 
+    step_cache: dict = {}
+
+    def step(seq_rows, init_rows, nonseq_shapes):
+        key = (seq_rows, init_rows, nonseq_shapes)
+        fn = step_cache.get(key)
+        if fn is None:
+            shapes = op.inner_shapes(seq_rows, init_rows, nonseq_shapes)
+            try:
+                fn = op.compiled(backend, shapes).fn
+            except SymgraphError:
+                # a mistake the static shapes reveal early: run the generic step, whose error
+                # names the step's node and line (and the step number)
+                fn = op.compiled(backend).fn
+            step_cache[key] = fn
+        return fn
+
     env = {
-        "__inner": inner,
+        "__step": step,
         "__empty": xp.empty,
         "__shape": np.shape,
         "__copy": _copy,

@@ -32,6 +32,7 @@ from ..graph import Apply, Op, TensorType, Variable
 from ..ops.basic import as_tensor_variable
 
 _uids = itertools.count()
+MAX_SPECIALIZED = 8  # inner graphs compiled per op for distinct per-step shapes
 
 
 class OutSpec(NamedTuple):
@@ -172,20 +173,49 @@ class Scan(Op):
             )
 
     # -- running ---------------------------------------------------------------------------
-    def compiled(self, backend: Any) -> Any:
-        """The inner graph rewritten and linked once per backend (a ``LinkedProgram``)."""
-        prog = self._compiled.get(backend.name)
-        if prog is None:
-            from ..compile.linker import link
-            from ..rewrite import optimize
+    def compiled(self, backend: Any, shapes: tuple | None = None) -> Any:
+        """The inner graph rewritten and linked (a ``LinkedProgram``), once per backend and
+        per-step input shapes.
 
-            outputs, nodes = optimize(
-                self.inner_inputs, self.inner_outputs, self.mode or config.mode
-            )
-            ident = "".join(c if c.isalnum() else "_" for c in self.name)
-            prog = link(self.inner_inputs, outputs, nodes, backend, name=f"scan_{ident}_step")
-            self._compiled[backend.name] = prog
+        ``shapes`` (one tuple per inner input) specializes the graph on the shapes seen at run
+        time: with static shapes known, the rewrites drop the no-op ``SumToShape`` /
+        ``BroadcastLike`` nodes that gradients are full of and fuse longer chains. Per-step
+        shapes rarely change between calls (an RNN's do not depend on the sentence length);
+        after ``MAX_SPECIALIZED`` different ones the generic graph is used.
+        """
+        cache = self._compiled.setdefault(backend.name, {})
+        prog = cache.get(shapes)
+        if prog is not None:
+            return prog
+        if shapes is not None and len(cache) > MAX_SPECIALIZED:
+            return self.compiled(backend)
+        from ..compile.linker import link
+        from ..rewrite import optimize
+
+        inputs, outputs = self.inner_inputs, self.inner_outputs
+        if shapes is not None:
+            inputs, outputs = self._specialize(shapes)
+        outputs, nodes = optimize(inputs, outputs, self.mode or config.mode)
+        ident = "".join(c if c.isalnum() else "_" for c in self.name)
+        prog = link(inputs, outputs, nodes, backend, name=f"scan_{ident}_step")
+        cache[shapes] = prog
         return prog
+
+    def _specialize(self, shapes: tuple) -> tuple[list[Variable], list[Variable]]:
+        from ..graph import clone_replace
+
+        new = [
+            v.type.with_shape(_merge_shapes(v.type.shape, shp)).make_variable(v.name)
+            for v, shp in zip(self.inner_inputs, shapes)
+        ]
+        return new, clone_replace(self.inner_outputs, dict(zip(self.inner_inputs, new)))
+
+    def inner_shapes(self, seq_rows: tuple, init_rows: tuple, nonseq_shapes: tuple) -> tuple:
+        """Per-inner-input shapes from the outer values' shapes (for :meth:`compiled`)."""
+        shapes = list(seq_rows)
+        for j, row in zip(self.state_outs, init_rows):
+            shapes += [row] * len(self.outs[j].taps)
+        return tuple(shapes) + tuple(nonseq_shapes)
 
     def make_impl(self, node: Apply, backend: Any):
         from .loop import build_loop
