@@ -66,6 +66,7 @@ def scan(
     the initial value (row ``t`` is the value computed at step ``t``).
     """
     trace = user_line()
+    mode = mode if isinstance(mode, str) else None  # a Theano Mode object: default pipeline
     label = name or getattr(fn, "__name__", "scan_fn")
     if label == "<lambda>":
         label = "scan_fn"

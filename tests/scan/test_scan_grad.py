@@ -181,15 +181,67 @@ def test_state_passed_through_and_constant_output():
 
 
 def test_nested_scan():
+    """The inner loop reads W, so W's per-step gradient comes from a loop (no batch rule): the
+    backward loop accumulates it step by step instead of summing after the loop."""
+
     def fn(x, W):
         def outer_step(row, acc, W):
-            inner, _ = sg.scan(lambda v, a: T.tanh(a * v + 0.1), sequences=row, outputs_info=acc)
+            inner, _ = sg.scan(
+                lambda v, a, W: T.tanh(a * v * W[0, 1] + 0.1),
+                sequences=row,
+                outputs_info=acc,
+                non_sequences=W,
+            )
             return inner[-1] + W.sum()
 
         out, _ = sg.scan(outer_step, sequences=x, outputs_info=T.constant(0.3), non_sequences=W)
         return out
 
     check_grad(fn, [rand(3, 4), rand(2, 2)])
+
+
+def test_per_term_window_without_batch_rules(monkeypatch):
+    """Without batch rules nothing leaves a loop: the per-term window is propagated row by row
+    by an inner loop and gradient sums accumulate step by step, with the same results."""
+    from symgraph.scan import grad as scan_grad_module
+    from symgraph.scan import rewrites as rewrites_module
+
+    x, s0, W = T.dmatrix("x"), T.dvector("s0"), T.dmatrix("W")
+
+    def gradients():
+        s, _ = sg.scan(
+            lambda x_t, s, W: T.tanh(W.dot(s) + x_t),
+            sequences=x,
+            outputs_info=s0,
+            non_sequences=W,
+            bptt_truncate=2,
+        )
+        return sg.function([x, s0, W], T.grad(T.sum(s**2), [x, s0, W]))
+
+    vals = [rand(6, 3), rand(3), rand(3, 3)]
+    want = gradients()(*vals)
+    for module in (scan_grad_module, rewrites_module):
+        monkeypatch.setattr(module, "vectorize", lambda outs, *a: [None] * len(outs))
+    f = gradients()
+    nodes = _scan_nodes(f)
+    assert any(n.op.name == "bptt_window" for n in nodes)
+    assert any(spec.kind == "sum" for n in nodes for spec in n.op.outs)
+    for g, w in zip(f(*vals), want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def _scan_nodes(f):
+    """Every Scan node of a compiled function, inner graphs included."""
+    from symgraph.graph import toposort
+    from symgraph.scan import Scan
+
+    found, todo = [], [n for n in f.program.nodes]
+    while todo:
+        n = todo.pop()
+        if isinstance(n.op, Scan):
+            found.append(n)
+            todo += toposort(n.op.inner_outputs)
+    return found
 
 
 def test_theano_truncation_drops_early_steps():
