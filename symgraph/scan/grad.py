@@ -24,6 +24,7 @@ from __future__ import annotations
 from ..grad import grad as _grad
 from ..graph import Apply, Variable, clone_replace
 from ..ops.basic import constant
+from ..ops.reduce import broadcast_like
 from ..ops.scalar import is_float
 from ..ops.subtensor import IncSubtensor
 from .op import OutSpec, Scan
@@ -348,7 +349,8 @@ def _split_rows(g: Variable, L: int) -> tuple[Variable, Variable | None]:
         and o.op.spec == (("slice", L, None, None),)
         and is_zero(o.inputs[0])
     ):
-        return o.inputs[1], None
+        # the added value may broadcast over the rows; broadcast_like is free when it does not
+        return broadcast_like(o.inputs[1], o.inputs[0][L:]), None
     return g[L:], g[:L]
 
 
