@@ -208,7 +208,8 @@ class Scan(Op):
             v.type.with_shape(_merge_shapes(v.type.shape, shp)).make_variable(v.name)
             for v, shp in zip(self.inner_inputs, shapes)
         ]
-        return new, clone_replace(self.inner_outputs, dict(zip(self.inner_inputs, new)))
+        outputs = clone_replace(self.inner_outputs, dict(zip(self.inner_inputs, new)))
+        return new, _drop_static_noops(outputs)
 
     def inner_shapes(self, seq_rows: tuple, init_rows: tuple, nonseq_shapes: tuple) -> tuple:
         """Per-inner-input shapes from the outer values' shapes (for :meth:`compiled`)."""
@@ -242,6 +243,26 @@ def _merge_shapes(a: Sequence[int | None], b: Sequence[int | None]) -> tuple[int
     if len(a) != len(b):
         return tuple(a)
     return tuple(x if x is not None else y for x, y in zip(a, b))
+
+
+def _drop_static_noops(outputs: list[Variable]) -> list[Variable]:
+    """Remove scan's own row-wise ``BatchSumToShape`` where static shapes prove it sums nothing
+    (the pipeline does the same for ``SumToShape``, which it knows)."""
+    from ..graph import toposort
+    from .vectorize import BatchSumToShape
+
+    memo: dict[int, Variable] = {}
+    for node in toposort(outputs):
+        ins = [memo.get(id(v), v) for v in node.inputs]
+        if isinstance(node.op, BatchSumToShape):
+            g, x = ins
+            if None not in x.type.shape and g.type.shape[1:] == x.type.shape:
+                memo[id(node.outputs[0])] = g
+                continue
+        if any(a is not b for a, b in zip(ins, node.inputs)):
+            for o, n in zip(node.outputs, node.clone_with_new_inputs(ins).outputs):
+                memo[id(o)] = n
+    return [memo.get(id(o), o) for o in outputs]
 
 
 def scan_nodes_in(outputs: Sequence[Variable]) -> list[Apply]:
