@@ -51,7 +51,7 @@ def make_params(seed: int = 0) -> dict[str, np.ndarray]:
 # -- symgraph -------------------------------------------------------------------------------------
 
 
-def symgraph_step(params: dict, bptt_truncate: int):
+def symgraph_step(params: dict, bptt_truncate: int, profile: bool = False):
     U = sg.shared(params["U"], name="U")
     V = sg.shared(params["V"], name="V")
     W = sg.shared(params["W"], name="W")
@@ -73,10 +73,16 @@ def symgraph_step(params: dict, bptt_truncate: int):
     dU, dV, dW = T.grad(cost, [U, V, W])
     t0 = time.perf_counter()
     fn = sg.function(
-        [x, y, lr], cost, updates=[(U, U - lr * dU), (V, V - lr * dV), (W, W - lr * dW)]
+        [x, y, lr],
+        cost,
+        updates=[(U, U - lr * dU), (V, V - lr * dV), (W, W - lr * dW)],
+        profile=profile,
     )
+    # the loops compile their steps for the per-step shapes at the first call: count it too
+    fn(np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.int32), 0.0)
     compile_s = time.perf_counter() - t0
-    return (lambda xs, ys, rate: fn(xs, ys, rate)), compile_s, (U, V, W)
+    step = fn if profile else (lambda xs, ys, rate: fn(xs, ys, rate))
+    return step, compile_s, (U, V, W)
 
 
 # -- NumPy ----------------------------------------------------------------------------------------
@@ -204,6 +210,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200, help="timed SGD steps per configuration")
     ap.add_argument("--quick", action="store_true", help="few steps, skip the tutorial code")
+    ap.add_argument("--profile", action="store_true", help="time per op of the 45-word steps")
     args = ap.parse_args()
     steps = 20 if args.quick else args.steps
     sg.config.floatX = "float32"
@@ -233,6 +240,23 @@ def main() -> None:
                 line += f" {t_tut:>10.2f}ms {t_sg / t_tut:>6.2f}"
             err = check_same(params, k, sentences[0])
             print(line + f" {compile_s:>7.2f}s {err:>12.1e}")
+            if args.profile and n_words == 45:
+                profile_step(params, k, sentences, steps)
+
+
+def profile_step(params: dict, k: int, sentences: list, steps: int) -> None:
+    """Where the time of one symgraph step goes (the scan loops against the rest)."""
+    fn, _, _ = symgraph_step(params, k, profile=True)
+    prof = fn.profile
+    median_ms(fn, sentences, 3)
+    prof.times[:] = [0.0] * len(prof.times)
+    prof.calls[:] = [0] * len(prof.calls)
+    median_ms(fn, sentences, steps)
+    from symgraph.scan import Scan
+
+    loops = sum(t for n, t in zip(prof.nodes, prof.times) if isinstance(n.op, Scan))
+    print(f"      scan loops: {100 * loops / sum(prof.times):.1f}% of the time in ops")
+    print("      " + prof.summary(8).replace("\n", "\n      "))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ buffers allocated once: state buffers before the loop (their shape is the initia
 buffers after step 0 (when the per-step shape is known). Step 0 is peeled off so the loop body has
 no branches. So per step there is no graph walk, no dict, no list and no allocation beyond what the
 inner ops themselves allocate.
+
+Before the first step the loop looks up (one dict lookup per call) the step compiled for the
+per-step shapes of this call's inputs (see ``Scan.compiled``): gradient steps are full of
+shape-dependent no-ops that static shapes remove.
 """
 
 from __future__ import annotations
