@@ -13,20 +13,28 @@ GRU (vocab 8000, E [128, 8000], two GRU layers of 128, one sentence, RMSProp); a
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+if __name__ == "__main__":
+    # BLAS threads must be fixed before NumPy loads; both sides of every comparison share it
+    _n = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--threads=")), "1")
+    if _n != "0":
+        for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(_var, _n)
 
 try:
     import models  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
+import numpy as np  # noqa: E402
 
-import symgraph as sg
-from models.lm import LanguageModel, LMConfig
+import symgraph as sg  # noqa: E402
+from models.lm import LanguageModel, LMConfig  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -110,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--words", type=int, default=20, help="sentence length of the presets")
     p.add_argument("--only", default="rnn,gru,batched")
+    p.add_argument("--threads", default="1", help="--threads=N BLAS threads (0: default)")
     args = p.parse_args(argv)
     sg.config.device = "cpu"
     rng = np.random.default_rng(0)
