@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     sg.config.device = args.device
     try:
         model, vocab, meta = load_model(args.checkpoint)
-    except CheckpointError as e:
+    except (CheckpointError, sg.SymgraphError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     step = meta.get("train", {}).get("step", "?")

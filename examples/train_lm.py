@@ -129,11 +129,14 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**merged)
 
 
-def model_config(a: argparse.Namespace) -> LMConfig:
+def model_config(a: argparse.Namespace, vocab_size: int | None = None) -> LMConfig:
+    """The model for the arguments; ``vocab_size``: the built vocabulary's real size (a small
+    corpus can have fewer distinct words than ``--vocab-size``)."""
     return LMConfig(
-        cell=a.model, vocab_size=a.vocab_size, hidden_dim=a.hidden, emb_dim=a.emb or None,
-        layers=a.layers, bias=bool(a.bias), gate=a.gate, bptt_truncate=a.bptt_truncate,
-        optimizer=a.optimizer, learning_rate=a.lr, clip_norm=a.clip_norm, dtype=a.dtype,
+        cell=a.model, vocab_size=vocab_size or a.vocab_size, hidden_dim=a.hidden,
+        emb_dim=a.emb or None, layers=a.layers, bias=bool(a.bias), gate=a.gate,
+        bptt_truncate=a.bptt_truncate, optimizer=a.optimizer, learning_rate=a.lr,
+        clip_norm=a.clip_norm, dtype=a.dtype,
     )  # fmt: skip
 
 
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(corpus.vocab)} ({100 * st['train_coverage']:.1f}% coverage), "
         f"{time.perf_counter() - t0:.1f} s"
     )
-    cfg = model_config(args)
+    cfg = model_config(args, vocab_size=len(corpus.vocab))
     tcfg = TrainConfig(
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
         halve_lr_on_rise=args.halve_lr_on_rise, checkpoint_every=args.checkpoint_every,
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = LanguageModel(cfg, seed=args.seed)
             trainer = Trainer(model, corpus, tcfg, out_dir=out, data_args=data_args)
-    except CheckpointError as e:
+    except (CheckpointError, sg.SymgraphError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     model = trainer.model
