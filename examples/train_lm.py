@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.perf_counter() - t2
     s = trainer.state
     vals = [v for _, _, v in s.valid_curve]
+    if vals and status == "time_budget" and s.valid_curve[-1][0] != s.step:
+        vals.append(trainer.validation_loss())  # where the budget stopped it, mid-epoch
     if vals:
         print(f"initial validation loss : {vals[0]:.4f}  (ln V = {np.log(cfg.vocab_size):.4f})")
         print(f"unigram baseline        : {baseline:.4f}")
