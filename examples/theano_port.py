@@ -174,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--learning-rate", type=float, default=0.005)
     ap.add_argument("--nepoch", type=int, default=10)
     ap.add_argument("--samples", type=int, default=5, help="sentences to generate")
+    ap.add_argument("--senten-min-length", type=int, default=4, help="words per sample, at least")
     ap.add_argument("--seed", type=int, default=10)
     args = ap.parse_args(argv)
     np.random.seed(args.seed)
@@ -209,7 +210,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"Trained in {seconds:.1f} s (loss evaluations included)")
     samples = []
     for _ in range(args.samples):
-        sent = generate_sentence(model, word_to_index, index_to_word)
+        sent = []
+        # We want long sentences, not sentences with one or two words (at most 20 tries)
+        for _ in range(20):
+            sent = generate_sentence(model, word_to_index, index_to_word)
+            if len(sent) >= args.senten_min_length:
+                break
         samples.append(sent)
         print(" ".join(sent))
     return {"losses": losses, "samples": samples, "model": model}
