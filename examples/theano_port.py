@@ -3,8 +3,10 @@
 This is the code Theano users wrote for part 2 of the RNN tutorial series (``RNNTheano``,
 ``train_with_sgd``, ``generate_sentence``), kept in that style on purpose: shared variables,
 ``theano.scan`` over the words, ``T.grad`` for back-propagation through time and
-``theano.function`` with ``updates`` for the SGD step. The only lines that differ from the
-original are the two imports below (and ``np.random`` seeding for reproducibility).
+``theano.function`` with ``updates`` for the SGD step. The model class is the original with
+only the two imports below changed. Elsewhere: Python 3 prints, the data come from
+``models.data`` (the tutorial read a Reddit CSV with NLTK; ``--data`` still takes a CSV), and
+sampling renormalises the float32 probabilities and caps the sentence length.
 
     python examples/theano_port.py                    # a few hundred chitchat sentences
     python examples/theano_port.py --data my.csv      # your own comments (a `body` column)
