@@ -164,7 +164,8 @@ class LanguageModel:
         return x, y, o, cost
 
     def batch_graph(self) -> dict[str, T.Variable]:
-        """The minibatch graph: inputs x, y, mask; log_probs [T, B, V]; ce_sum; n_words."""
+        """The minibatch graph: inputs x, y, mask; log_probs [T, B, V]; ce_sum; n_words; states
+        (every recurrent state over time, ``[T, H, B]`` each, LSTM: h and c per layer)."""
         H, n_states, dt = self.layout.hidden_dim, self.layout.n_states, self.config.dtype
         x, y = T.imatrix("x"), T.imatrix("y")
         mask = T.tensor(dt, (None, None), name="mask")
@@ -196,7 +197,10 @@ class LanguageModel:
         ce_sum = -T.sum(picked * m)
         n_words = T.sum(m)
         log_probs = logp.reshape((hs.shape[0], hs.shape[1], self.layout.vocab_size))
-        return dict(x=x, y=y, mask=mask, log_probs=log_probs, ce_sum=ce_sum, n_words=n_words)
+        return dict(
+            x=x, y=y, mask=mask, log_probs=log_probs, ce_sum=ce_sum, n_words=n_words,
+            states=list(outs),
+        )  # fmt: skip
 
     def _objective(self, g: dict[str, T.Variable]) -> T.Variable:
         if self.config.objective == "token":

@@ -84,3 +84,21 @@ def test_defaults_resolve_to_the_main_job_and_presets_to_the_tutorial():
         train.resolve(train.build_parser().parse_args(["--preset", "tutorial-gru"]))
     )
     assert (g.layers, g.gate, g.emb_dim, g.optimizer) == (2, "hard_sigmoid", 128, "rmsprop")
+
+
+@pytest.mark.slow
+def test_main_job_beats_the_unigram_baseline_within_ten_minutes(tmp_path, capsys):
+    import time
+
+    train = load_script("train_lm")
+    t = time.perf_counter()
+    assert train.main(["--out", str(tmp_path), "--no-progress"]) == 0
+    seconds = time.perf_counter() - t
+    text = capsys.readouterr().out
+    first = float(text.split("initial validation loss :")[1].split()[0])
+    base = float(text.split("unigram baseline        :")[1].split()[0])
+    final = float(text.split("final validation loss   :")[1].split()[0])
+    assert abs(first - np.log(3000)) < 0.1
+    assert final < base - 1.0, (first, base, final)
+    assert seconds < 600
+    assert len(text.split("sampled sentences")[1].strip().splitlines()) == 10
