@@ -133,9 +133,7 @@ def test_check_grad(cell):
         rep.update({g["x"]: xs, g["y"]: ys, g["mask"]: ms})
         return sg.clone_replace([g["ce_sum"]], rep)[0]
 
-    check_grad(
-        cost, [p.get_value() for p in shared], n_tests=3, rtol=1e-5, extra_inputs=[x, y, mask]
-    )
+    check_grad(cost, [p.get_value() for p in shared], n_tests=3, extra_inputs=[x, y, mask])
 
 
 @pytest.mark.parametrize(
