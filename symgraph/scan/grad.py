@@ -292,7 +292,7 @@ class _Backward:
         from .rewrites import optimize_scan
 
         bnode = parts.build()
-        return optimize_scan(bnode, outputs_too=True), where_
+        return optimize_scan(bnode), where_
 
     def _seq_and_nonseq_grads(self, results: list, where_: dict) -> list:
         T = _T()

@@ -45,17 +45,9 @@ def push_out_outputs(node: Apply) -> list[Variable] | None:
     return None if r is None else r[1]
 
 
-def optimize_scan(node: Apply, outputs_too: bool | None = None) -> list[Variable]:
-    """All three rewrites in order; the replacements for ``node.outputs``.
-
-    Outputs are only pushed after the loop when gradients are not truncated Theano-style (with
-    ``truncate_gradient=k`` the work inside the loop must stay there to keep Theano's meaning).
-    """
-    if outputs_too is None:
-        outputs_too = node.op.truncate_gradient == -1
-    steps = [_hoist_invariants, _push_out_sequence_work, _hoist_invariants]
-    if outputs_too:
-        steps.append(_push_out_outputs)
+def optimize_scan(node: Apply) -> list[Variable]:
+    """All three rewrites in order; the replacements for ``node.outputs``."""
+    steps = [_hoist_invariants, _push_out_sequence_work, _hoist_invariants, _push_out_outputs]
     current, results = node, list(node.outputs)
     for step in steps:
         r = step(current)
@@ -158,6 +150,10 @@ def _push_out_sequence_work(node: Apply):
 
 def _push_out_outputs(node: Apply):
     op: Scan = node.op
+    if op.truncate_gradient != -1:
+        # Theano's truncation keeps the gradient of work inside the loop to the last k steps;
+        # moved out of the loop, that work would get gradients from every step
+        return None
     outs = op.outs
     cands = [j for j, s in enumerate(outs) if s.kind in ("seq", "sum")]
     if not cands:

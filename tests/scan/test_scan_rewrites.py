@@ -212,3 +212,13 @@ def test_sum_outputs_are_pushed_out_or_accumulated():
     np.testing.assert_allclose(sg.function([x], node.outputs[0])(xv), want)
     np.testing.assert_allclose(sg.function([x], pushed)(xv), want)
     np.testing.assert_allclose(sg.function([x], node.outputs[0])(xv[:0]), np.zeros(0))
+
+
+def test_outputs_stay_in_the_loop_under_theano_truncation():
+    """With truncate_gradient=k, work moved after the loop would get gradients from every step;
+    the rewrite declines, so Theano's meaning holds even when the pipeline calls it directly."""
+    p = weights()
+    x, o, s = rnn(p, truncate_gradient=2)
+    (node,) = scan_nodes_in([o, s])
+    assert any(spec.kind == "seq" for spec in node.op.outs)
+    assert push_out_outputs(node) is None
