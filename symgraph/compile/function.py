@@ -130,7 +130,17 @@ def function(
 
             profiler = Profiler(fname, nodes)
         guard = config.nan_guard if nan_guard is None else nan_guard
-        program = link(in_vars, targets, nodes, backend, nan_guard=guard, profiler=profiler)
+        n_out = len(out_list)
+        inplace_updates = [(e, s) for e, (s, _) in zip(targets[n_out:], upd_pairs)]
+        program = link(
+            in_vars,
+            targets,
+            nodes,
+            backend,
+            nan_guard=guard,
+            profiler=profiler,
+            updates=inplace_updates,
+        )
     t3 = time.perf_counter()
     fn = Function(
         program,

