@@ -25,7 +25,11 @@ from ..ops.elemwise import Elemwise
 from ..ops.nnet import LogSoftmax, Softmax
 from ..ops.reduce import ArgReduce, Reduce
 from ..ops.shape import Alloc, Join, MakeVector, Shape
-from ..ops.stable import CrossentropySoftmax1Hot, CrossentropySoftmax1HotDx
+from ..ops.stable import (
+    CrossentropySoftmax1Hot,
+    CrossentropySoftmax1HotDx,
+    SoftmaxAndCrossentropy1Hot,
+)
 from ..ops.subtensor import IncSubtensor
 
 # Ops whose outputs are always fresh arrays, never views of their inputs.
@@ -42,6 +46,7 @@ FRESH = (
     IncSubtensor,
     CrossentropySoftmax1Hot,
     CrossentropySoftmax1HotDx,
+    SoftmaxAndCrossentropy1Hot,
     MakeVector,
     Shape,
 )

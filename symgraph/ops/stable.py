@@ -57,3 +57,40 @@ class CrossentropySoftmax1HotDx(Op):
 
 crossentropy_softmax_op = CrossentropySoftmax1Hot()
 crossentropy_softmax_dx_op = CrossentropySoftmax1HotDx()
+
+
+class SoftmaxAndCrossentropy1Hot(Op):
+    """Both ``softmax(x)`` and ``-log(softmax(x)[y])`` from one pass over the logits.
+
+    A training graph needs the loss (forward) and the softmax (for the gradient); computing them
+    separately exponentiates the logits twice.
+    """
+
+    def make_node(self, x: Any, y: Any) -> Apply:
+        x, y = as_tensor_variable(x), as_tensor_variable(y)
+        return Apply(self, [x, y], [TensorType(x.dtype, y.type.shape), x.type])
+
+    def make_impl(self, node, backend):
+        xp = backend.xp
+
+        def softmax_and_crossentropy(x, y):
+            m = x.max(axis=-1, keepdims=True)
+            e = xp.exp(x - m)
+            s = e.sum(axis=-1, keepdims=True)
+            picked = xp.take_along_axis(x, y[..., None].astype("int64", copy=False), axis=-1)
+            nll = (xp.log(s) + m - picked)[..., 0]
+            e /= s
+            return nll, e
+
+        return softmax_and_crossentropy
+
+    def grad(self, inputs, output_grads):
+        from .nnet import softmax_grad
+
+        x, y = inputs
+        g_nll, g_sm = output_grads
+        sm = self(x, y)[1]
+        return [crossentropy_softmax_dx_op(g_nll, sm, y) + softmax_grad(g_sm, sm), None]
+
+
+softmax_and_crossentropy_op = SoftmaxAndCrossentropy1Hot()

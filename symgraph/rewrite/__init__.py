@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ..graph import Apply, Variable, toposort
 from .canonicalize import CANONICALIZE
 from .engine import RewriteStats, rewrite_graph
-from .stabilize import STABILIZE
+from .stabilize import STABILIZE, share_softmax_with_crossentropy
 
 
 def optimize(
@@ -34,6 +34,7 @@ def optimize(
     outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE, stats=stats, memo=memo)
     # a second walk sees the nodes the first one created (and merges what they duplicate)
     outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE, stats=stats)
+    outputs = share_softmax_with_crossentropy(outputs)
     outputs = _fuse(outputs)
     return outputs, toposort(outputs)
 

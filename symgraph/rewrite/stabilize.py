@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..graph import Apply, Constant, Variable
+from ..graph import Apply, Constant, Variable, clone_replace, toposort
 from ..ops.elemwise import Elemwise, elemwise
 from ..ops.nnet import (
     CrossentropyCategorical1Hot,
@@ -12,7 +12,12 @@ from ..ops.nnet import (
     SoftmaxGrad,
     log_softmax_op,
 )
-from ..ops.stable import crossentropy_softmax_dx_op, crossentropy_softmax_op
+from ..ops.stable import (
+    CrossentropySoftmax1Hot,
+    crossentropy_softmax_dx_op,
+    crossentropy_softmax_op,
+    softmax_and_crossentropy_op,
+)
 
 
 def _owner_op(v: Variable, cls) -> Apply | None:
@@ -101,6 +106,25 @@ def log_sigmoid_rewrite(node: Apply) -> list[Variable] | None:
     if r.dtype != out_dtype or r.ndim != node.outputs[0].ndim:
         return None
     return [r]
+
+
+def share_softmax_with_crossentropy(outputs: list[Variable]) -> list[Variable]:
+    """A graph pass: ``softmax(x)`` and ``crossentropy_softmax(x, y)`` (the loss and the
+    softmax its gradient needs) become the two outputs of one node that exponentiates once."""
+    nodes = toposort(outputs)
+    softmax_of = {id(n.inputs[0]): n for n in nodes if isinstance(n.op, Softmax)}
+    replace: dict[Variable, Variable] = {}
+    for n in nodes:
+        if not isinstance(n.op, CrossentropySoftmax1Hot):
+            continue
+        sm = softmax_of.pop(id(n.inputs[0]), None)
+        if sm is None:
+            continue
+        nll, probs = softmax_and_crossentropy_op(*n.inputs)
+        nll.owner.trace = n.trace
+        replace[n.outputs[0]] = nll
+        replace[sm.outputs[0]] = probs
+    return clone_replace(outputs, replace) if replace else outputs
 
 
 STABILIZE = [

@@ -20,7 +20,7 @@ import symgraph.tensor as T
 from symgraph.graph import Op
 from symgraph.ops.reduce import broadcast_like, sum_to_shape_op
 from symgraph.ops.shape import make_vector
-from symgraph.ops.stable import crossentropy_softmax_op
+from symgraph.ops.stable import crossentropy_softmax_op, softmax_and_crossentropy_op
 from symgraph.testing import check_grad
 
 RNG = np.random.default_rng(7)
@@ -83,6 +83,16 @@ GRAD_CASES = {
     ],
     "CrossentropySoftmax1Hot": [
         (crossentropy_softmax_op, [u(3, 4)], {"extra_inputs": [LABELS]}),
+    ],
+    "SoftmaxAndCrossentropy1Hot": [
+        (
+            lambda x, y: (
+                T.sum(softmax_and_crossentropy_op(x, y)[0])
+                + T.sum(softmax_and_crossentropy_op(x, y)[1] * T.arange(4))
+            ),
+            [u(3, 4)],
+            {"extra_inputs": [LABELS]},
+        ),
     ],
     "Shape": [(lambda x: x.sum() * T.cast(x.shape[0], "float64"), [u(3, 2)], {})],
     "DimShuffle": [

@@ -10,7 +10,11 @@ import symgraph.tensor as T
 from symgraph.graph import toposort
 from symgraph.ops.elemwise import Elemwise
 from symgraph.ops.nnet import CrossentropyCategorical1Hot, Softmax, SoftmaxGrad
-from symgraph.ops.stable import CrossentropySoftmax1Hot, CrossentropySoftmax1HotDx
+from symgraph.ops.stable import (
+    CrossentropySoftmax1Hot,
+    CrossentropySoftmax1HotDx,
+    SoftmaxAndCrossentropy1Hot,
+)
 from symgraph.rewrite import optimize
 from symgraph.rewrite.engine import RewriteStats
 
@@ -113,7 +117,8 @@ def test_crossentropy_of_softmax_is_stable_forward_and_backward():
     g = T.grad(loss, x)
     _, _, nodes = op_names([loss, g])
     ops = [type(n.op) for n in nodes]
-    assert CrossentropySoftmax1Hot in ops and CrossentropySoftmax1HotDx in ops
+    # the stable loss (sharing its pass with the softmax the gradient needs) and its gradient
+    assert SoftmaxAndCrossentropy1Hot in ops and CrossentropySoftmax1HotDx in ops
     assert CrossentropyCategorical1Hot not in ops and SoftmaxGrad not in ops
     f = sg.function([x, t], [loss, g])
     logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 3.0]])
@@ -239,3 +244,32 @@ def test_fused_node_errors_name_the_original_ops_and_lines():
     assert "shape (3,)" in msg and "shape (4,)" in msg
     assert "fused from" in msg
     assert "tanh" in msg and "exp" in msg and "test_rewrites.py" in msg
+
+
+def test_softmax_and_crossentropy_share_one_pass():
+    x = T.dmatrix("x")
+    t = T.ivector("t")
+    loss = T.sum(T.nnet.categorical_crossentropy(T.nnet.softmax(x), t))
+    g = T.grad(loss, x)
+    f = sg.function([x, t], [loss, g])
+    ops = [type(n.op) for n in f.program.nodes]
+    assert ops.count(SoftmaxAndCrossentropy1Hot) == 1 and Softmax not in ops
+    assert CrossentropySoftmax1Hot not in ops
+    xv = np.random.default_rng(3).normal(size=(4, 5))
+    tv = np.array([0, 4, 2, 2], dtype="int32")
+    both_modes_agree([x, t], [loss, g], [xv, tv])
+    sm = np.exp(xv) / np.exp(xv).sum(1, keepdims=True)
+    np.testing.assert_allclose(f(xv, tv)[1], sm - np.eye(5)[tv], atol=1e-12)
+
+
+def test_softmax_and_crossentropy_op_gradient():
+    from symgraph.ops.stable import softmax_and_crossentropy_op
+    from symgraph.testing import check_grad
+
+    y = np.array([1, 0, 2], dtype="int32")
+
+    def f(x, yy):
+        nll, sm = softmax_and_crossentropy_op(x, yy)
+        return T.sum(nll) + T.sum(sm * T.arange(3))
+
+    check_grad(f, [np.random.default_rng(0).normal(size=(3, 3))], extra_inputs=[y])
