@@ -75,12 +75,7 @@ def plan_inplace(
     keep = {id(v) for v in outputs}
     update_of = {id(expr): target for expr, target in updates}
     output_ids = [id(v) for v in outputs]
-    clients: dict[int, list[Apply]] = {}
-    last_use: dict[int, int] = {}
-    for k, node in enumerate(nodes):
-        for v in node.inputs:
-            clients.setdefault(id(v), []).append(node)
-            last_use[id(v)] = k
+    last_use = _last_use_through_views(nodes, keep)
     plan = {}
     for k, node in enumerate(nodes):
         out = node.outputs[0]
@@ -95,9 +90,7 @@ def plan_inplace(
         for pos in positions:
             v = node.inputs[pos]
             if v.dtype != out.dtype or v.ndim != out.ndim or last_use.get(id(v)) != k:
-                continue
-            if not all(returns_fresh(c) for c in clients[id(v)]):
-                continue  # a view of v may still be read later
+                continue  # (a view of v read later counts as a later use of v)
             if v.owner is not None:
                 ok = id(v) not in keep and returns_fresh(v.owner)
             else:
@@ -112,6 +105,31 @@ def plan_inplace(
                 plan[k] = pos
                 break
     return plan
+
+
+_FOREVER = 1 << 60
+
+
+def _last_use_through_views(nodes: Sequence[Apply], keep: set[int]) -> dict[int, int]:
+    """Index of the last node that reads each variable, directly or through views of it.
+
+    Any op not known to return fresh arrays may return a view of (or its very) input, so the
+    input stays in use as long as that output does. Function outputs live forever.
+    """
+    last: dict[int, int] = {}
+    for k, node in enumerate(nodes):
+        for v in node.inputs:
+            last[id(v)] = k
+    for i in keep:
+        last[i] = _FOREVER
+    for node in reversed(nodes):
+        if returns_fresh(node):
+            continue
+        alive = max((last.get(id(o), -1) for o in node.outputs), default=-1)
+        for v in node.inputs:
+            if alive > last.get(id(v), -1):
+                last[id(v)] = alive
+    return last
 
 
 def inplace_line(outs: str, fname: str, args: list[str], pos: int, node: Apply) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..graph import Apply, Variable, toposort
-from .canonicalize import CANONICALIZE
+from .canonicalize import CANONICALIZE, transpose_dot_products
 from .engine import RewriteStats, rewrite_graph
 from .stabilize import STABILIZE, share_softmax_with_crossentropy
 
@@ -34,6 +34,8 @@ def optimize(
     outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE, stats=stats, memo=memo)
     # a second walk sees the nodes the first one created (and merges what they duplicate)
     outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE, stats=stats)
+    outputs = transpose_dot_products(outputs)
+    outputs = rewrite_graph(outputs, CANONICALIZE, stats=stats)  # merge the new transposes
     outputs = share_softmax_with_crossentropy(outputs)
     outputs = _fuse(outputs)
     return outputs, toposort(outputs)

@@ -156,4 +156,36 @@ def useless_broadcast(node: Apply) -> list[Variable] | None:
     return None
 
 
+def transpose_dot_products(outputs: list[Variable]) -> list[Variable]:
+    """A graph pass: ``dot(a, b).T`` -> ``dot(b.T, a.T)`` when nothing else reads ``dot(a, b)``.
+
+    BLAS reads transposed operands for free, while a transposed result is a strided view that
+    every later elementwise op (say the SGD update ``V - lr * dV``) walks slowly.
+    """
+    from ..graph import clone_replace, toposort
+    from ..ops.blas import Dot, dot
+
+    nodes = toposort(outputs)
+    clients: dict[int, int] = {}
+    for n in nodes:
+        for v in n.inputs:
+            clients[id(v)] = clients.get(id(v), 0) + 1
+    for v in outputs:
+        clients[id(v)] = clients.get(id(v), 0) + 1
+    replace: dict[Variable, Variable] = {}
+    for n in nodes:
+        if not (isinstance(n.op, DimShuffle) and n.op.new_order == (1, 0)):
+            continue
+        d = n.inputs[0]
+        if d.owner is None or not isinstance(d.owner.op, Dot) or clients.get(id(d)) != 1:
+            continue
+        a, b = d.owner.inputs
+        if a.ndim != 2 or b.ndim != 2:
+            continue
+        new = dot(DimShuffle(2, (1, 0))(b), DimShuffle(2, (1, 0))(a))
+        new.owner.trace = d.owner.trace
+        replace[n.outputs[0]] = new
+    return clone_replace(outputs, replace) if replace else outputs
+
+
 CANONICALIZE = [constant_folding, algebra, dimshuffle_merge, shape_of_known, useless_broadcast]

@@ -273,3 +273,20 @@ def test_softmax_and_crossentropy_op_gradient():
         return T.sum(nll) + T.sum(sm * T.arange(3))
 
     check_grad(f, [np.random.default_rng(0).normal(size=(3, 3))], extra_inputs=[y])
+
+
+def test_transposed_dot_product_becomes_a_dot_of_transposes():
+    from symgraph.ops.blas import Dot
+    from symgraph.ops.shape import DimShuffle
+
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    y = T.exp(T.dot(a, b).T)
+    _, outs, nodes = op_names(y)
+    dot_node = next(n for n in nodes if isinstance(n.op, Dot))
+    consumers = [n for n in nodes if dot_node.outputs[0] in n.inputs]
+    assert not any(isinstance(n.op, DimShuffle) for n in consumers)  # the result is not transposed
+    both_modes_agree([a, b], y, [np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)])
+    # a dot product read elsewhere too is kept (no second product)
+    d = T.dot(a, b)
+    _, _, nodes = op_names([d.T * 2, d])
+    assert sum(isinstance(n.op, Dot) for n in nodes) == 1
