@@ -9,10 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import symgraph as sg
-
 ROOT = Path(__file__).resolve().parents[2]
-needs_scan = pytest.mark.skipif(not callable(getattr(sg, "scan", None)), reason="no sg.scan yet")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -82,10 +79,9 @@ def test_numpy_training_loop_halves_the_learning_rate_when_loss_rises() -> None:
     assert fake.lrs == [0.4, 0.2, 0.2]
 
 
-# -- the examples that need sg.scan ------------------------------------------------------------
+# -- the examples end to end (symgraph, scan, models) ------------------------------------------
 
 
-@needs_scan
 def test_rnn_numpy_main_matches_numpy_and_trains(capsys) -> None:
     ex = load_example("rnn_numpy")
     r = ex.main(["--max-comments", "60", "--vocab", "60", "--hidden", "8", "--sentences", "12",
@@ -104,7 +100,6 @@ def test_rnn_numpy_main_matches_numpy_and_trains(capsys) -> None:
     assert "gradient check for W" in capsys.readouterr().out
 
 
-@needs_scan
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_gradient_check_main_passes(dtype: str, capsys) -> None:
     ex = load_example("gradient_check")
@@ -124,7 +119,6 @@ def test_gradient_check_main_passes(dtype: str, capsys) -> None:
     assert "all gradient checks passed" in capsys.readouterr().out
 
 
-@needs_scan
 def test_gradient_check_reports_a_wrong_gradient(monkeypatch) -> None:
     ex = load_example("gradient_check")
     from models.lm import LanguageModel
@@ -144,7 +138,6 @@ def test_gradient_check_reports_a_wrong_gradient(monkeypatch) -> None:
     assert failed == {"W"}
 
 
-@needs_scan
 def test_vanishing_gradients_main_writes_a_png(tmp_path: Path) -> None:
     ex = load_example("vanishing_gradients")
     out = tmp_path / "plots" / "vanish.png"
@@ -165,7 +158,6 @@ def test_vanishing_gradients_main_writes_a_png(tmp_path: Path) -> None:
     assert rnn[9] < 0.1 * rnn[0]
 
 
-@needs_scan
 def test_theano_port_main_trains_and_samples(capsys) -> None:
     ex = load_example("theano_port")
     r = ex.main(["--max-comments", "60", "--sentences", "40", "--vocabulary-size", "60",
