@@ -30,6 +30,11 @@ def _describe(node: Apply) -> str:
     return f"{node.op}{where}"
 
 
+def _n_leaves(members: list[Apply]) -> int:
+    outs = {id(m.outputs[0]) for m in members}
+    return len({id(v) for m in members for v in m.inputs if id(v) not in outs})
+
+
 def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
     from ..ops.composite import Composite
 
@@ -41,27 +46,41 @@ def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
     for v in outputs:
         clients[id(v)] = clients.get(id(v), 0) + 2  # outputs must be materialised
 
+    consumers: dict[int, list[Apply]] = {}
+    for node in nodes:
+        for v in node.inputs:
+            consumers.setdefault(id(v), []).append(node)
+
     group_of: dict[int, list[Apply]] = {}  # root node id -> members (unordered)
     absorbed: set[int] = set()
     for node in reversed(nodes):
         if not _fusable(node) or id(node) in absorbed:
             continue
         members = [node]
-        leaves_count = len(node.inputs)
-        stack = list(node.inputs)
-        while stack:
-            v = stack.pop()
-            o = v.owner
-            if o is None or not _fusable(o) or id(o) in absorbed or clients.get(id(v)) != 1:
-                continue
-            if v.ndim != node.outputs[0].ndim:
-                continue
-            if leaves_count + len(o.inputs) - 1 > MAX_FUSED_INPUTS:
-                continue
-            members.append(o)
-            absorbed.add(id(o))
-            leaves_count += len(o.inputs) - 1
-            stack.extend(o.inputs)
+        member_ids = {id(node)}
+        grown = True
+        while grown:  # until no input of the group can join it
+            grown = False
+            for m in list(members):
+                for v in m.inputs:
+                    o = v.owner
+                    if o is None or id(o) in member_ids or id(o) in absorbed or not _fusable(o):
+                        continue
+                    if v.ndim != node.outputs[0].ndim:
+                        continue
+                    # every reader of v must be in the group (a value read twice inside the
+                    # group, like a GRU's update gate z, is computed once in the fused program)
+                    readers = consumers.get(id(v), [])
+                    if len(readers) != clients.get(id(v)) or any(
+                        id(r) not in member_ids for r in readers
+                    ):
+                        continue
+                    if _n_leaves(members + [o]) > MAX_FUSED_INPUTS:
+                        continue
+                    members.append(o)
+                    member_ids.add(id(o))
+                    absorbed.add(id(o))
+                    grown = True
         if len(members) > 1:
             group_of[id(node)] = members
 

@@ -341,4 +341,10 @@ def verify_grad(*args: Any, **kwargs: Any) -> None:
 
 _graph.bind_tensor_api(__import__(__name__, fromlist=["_"]))
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+__all__ = [
+    n
+    for n, v in dict(globals()).items()
+    if not n.startswith("_")
+    and n not in ("annotations", "np", "functools", "Any")
+    and (not isinstance(v, type(functools)) or n in ("nnet", "shared_randomstreams"))
+]

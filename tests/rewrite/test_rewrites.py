@@ -290,3 +290,12 @@ def test_transposed_dot_product_becomes_a_dot_of_transposes():
     d = T.dot(a, b)
     _, _, nodes = op_names([d.T * 2, d])
     assert sum(isinstance(n.op, Dot) for n in nodes) == 1
+
+
+def test_debug_mode_accepts_a_stability_rewrite_on_overflowing_inputs():
+    x = T.dmatrix("x")
+    y = T.log(T.nnet.softmax(x))
+    f = sg.function([x], y, mode="DEBUG_MODE")
+    with np.errstate(all="ignore"):
+        out = f(np.array([[1000.0, 0.0]]))  # the original graph gives -inf here
+    np.testing.assert_allclose(out, [[0.0, -1000.0]])
