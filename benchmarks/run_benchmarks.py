@@ -9,9 +9,14 @@ Configurations (benchmarks/suite_configs.py): the WildML tutorial RNN (full BPTT
 RMSProp, and a minibatched GRU. For each, every implementation starts from the same parameters;
 before timing, one training step of each is compared with the hand NumPy reference (and the
 reference itself with finite differences; symgraph and the PyTorch cell loop also in float64 at a
-tiny size). Timings are medians over interleaved rounds; ratios are against hand NumPy. PyTorch
-and PyTensor are optional: missing ones are skipped. ``--quick`` runs every model at a tiny size
-(seconds; used by the smoke test).
+tiny size). Timings are medians over interleaved rounds, with the best round beside them (on a
+shared machine interference only adds time); ratios are against hand NumPy. Memory: tracemalloc's
+peak during one step (NumPy-based implementations) and the resident-set peak growth (all). Compile
+columns: graph building with ``T.grad``, ``function()``, and the first call (symgraph compiles
+each scan's step there, PyTensor's Numba backend compiles everything there). PyTorch and PyTensor
+are optional: missing ones are skipped. ``--quick`` runs every model at a tiny size (seconds; the
+smoke test uses it). On a busy machine multi-threaded BLAS and PyTorch slow down by factors;
+``--threads 1`` gives stable figures.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import itertools
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -77,10 +81,23 @@ def make_impl(key: str, cfg: Config, params: dict, profile: bool = False) -> Any
 
         return (suite_torch.TorchCell if key == "torch_cell" else suite_torch.TorchNN)(cfg, params)
     if key.startswith("pytensor_"):
+        _pytensor_blas()
         th, T = suite_graph.pytensor_modules()
         mode = PYTENSOR_MODES[key.split("_", 1)[1]]
         return suite_graph.build(th, T, key, cfg, params, {"mode": mode})
     raise ValueError(f"unknown implementation {key!r}")
+
+
+def _pytensor_blas() -> None:
+    """PyTensor's C backend finds no BLAS in a pip install and falls back to slow NumPy C-API
+    calls; point it at a system OpenBLAS when there is one, as a user would (recorded in meta)."""
+    import ctypes.util
+
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "blas__ldflags" in flags or "pytensor" in sys.modules:
+        return
+    if ctypes.util.find_library("openblas"):
+        os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, "blas__ldflags=-lopenblas"]))
 
 
 def rel_error(ref: dict, other: dict) -> float:
@@ -171,16 +188,19 @@ def run_config(cfg: Config, impls: list[str], args: argparse.Namespace) -> dict:
         f()
     timings = suite_timing.interleaved(steps, args.rounds, args.target_ms / 1e3)
     base = timings.get("numpy", {}).get("median_s")
+    best = timings.get("numpy", {}).get("min_s")
     for k, t in timings.items():
         r = res["results"][k]
         r.update(t)
         r["vs_numpy"] = t["median_s"] / base if base else None
+        # the best round of each: on a shared machine, interference only ever adds time
+        r["vs_numpy_best"] = t["min_s"] / best if best else None
         if k in TRACED:
             r["traced_peak_mb"] = suite_timing.traced_peak(steps[k]) / 2**20
     if args.rss:
         for k in models:
-            if not k.startswith("pytensor"):  # a child process would compile it again
-                res["results"][k]["rss_delta_mb"] = _rss_in_child(cfg.name, k, args.quick)
+            peak = suite_timing.rss_peak(steps[k])
+            res["results"][k]["rss_peak_mb"] = None if peak is None else peak / 2**20
     sg = res["results"].get("symgraph", {})
     slower = sg.get("vs_numpy") is not None and sg["vs_numpy"] > 1.0 and not args.quick
     if "symgraph" in models and (args.profile or slower):
@@ -200,24 +220,6 @@ def profile_symgraph(cfg: Config, params: dict, data: list, n: int = 20) -> str:
         return f"profile failed: {_error_text(e)}"
 
 
-def _rss_in_child(name: str, key: str, quick_mode: bool) -> float | None:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_rss", name, key]
-    if quick_mode:
-        cmd.append("--quick")
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])["rss_delta_mb"]
-    except Exception:
-        return None
-
-
-def _rss_child(name: str, key: str, quick_mode: bool) -> None:
-    cfg = quick(FULL[name]) if quick_mode else FULL[name]
-    m = make_impl(key, cfg, init_params(cfg, "float32"))
-    step = _cycling_step(m, make_data(cfg, 4))
-    print(json.dumps({"rss_delta_mb": suite_timing.rss_growth(step) / 2**20}))
-
-
 def report(res: dict) -> str:
     ch = res["checks"]
     parts = [f"checks (float64, {ch['size']}): hand NumPy vs finite differences "
@@ -229,7 +231,7 @@ def report(res: dict) -> str:
     rows = []
     for k, r in res["results"].items():
         if "error" in r:
-            rows.append([r["label"], "FAILED", "", "", "", "", "", r["error"][:60], "", ""])
+            rows.append([r["label"], "FAILED", *[""] * 7, r["error"][:60], "", ""])
             continue
         iqr = (r["q3_s"] - r["q1_s"]) / r["median_s"] if r["median_s"] else 0
         check = "reference" if k == "numpy" else "timed only"
@@ -242,16 +244,18 @@ def report(res: dict) -> str:
                 suite_timing.fmt_ms(r["median_s"]),
                 f"{100 * iqr:.0f}%",
                 f(r.get("vs_numpy"), ".2f"),
+                suite_timing.fmt_ms(r["min_s"]),
+                f(r.get("vs_numpy_best"), ".2f"),
                 f(r.get("build_s"), ".2f"),
                 f(r.get("compile_s"), ".2f"),
                 f(r.get("first_call_s"), ".2f"),
                 check,
                 f(r.get("traced_peak_mb"), ".1f"),
-                f(r.get("rss_delta_mb"), ".1f"),
+                f(r.get("rss_peak_mb"), ".1f"),
             ]
         )
-    head = ["implementation", "ms/step", "IQR", "vs NumPy", "graph s", "compile s",
-            "1st call s", "step vs NumPy", "traced MB", "rss MB"]  # fmt: skip
+    head = ["implementation", "ms/step", "IQR", "vs NumPy", "best ms", "best vs", "graph s",
+            "compile s", "1st call s", "step vs NumPy", "traced MB", "rss MB"]  # fmt: skip
     return "  " + "; ".join(parts) + "\n" + suite_timing.table(head, rows)
 
 
@@ -275,6 +279,7 @@ def machine_info(args: argparse.Namespace) -> dict:
             info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in fh if "model name" in ln)
     except (OSError, StopIteration):
         info["cpu"] = platform.processor()
+    info["pytensor_flags"] = os.environ.get("PYTENSOR_FLAGS")
     for mod in ("symgraph", "torch", "pytensor"):
         if _has(mod):
             try:
@@ -297,10 +302,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: all CPUs)")
     ap.add_argument("--profile", action="store_true", help="always profile symgraph's step")
     ap.add_argument("--rss", action=argparse.BooleanOptionalAction, default=None,
-                    help="peak-RSS growth per implementation in child processes (default on, "
-                    "off with --quick)")  # fmt: skip
+                    help="peak resident-set growth during one step (default on)")  # fmt: skip
     ap.add_argument("--verbose", action="store_true", help="print tracebacks of failures")
-    ap.add_argument("--_rss", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.pytensor_modes = [m for m in args.pytensor_modes.split(",") if m]
     for m in args.pytensor_modes:
@@ -311,7 +314,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.target_ms is None:
         args.target_ms = 5.0 if args.quick else 60.0
     if args.rss is None:
-        args.rss = not args.quick
+        args.rss = True
     return args
 
 
@@ -323,14 +326,20 @@ def main(argv: list[str] | None = None) -> dict:
         import suite_torch
 
         suite_torch.set_threads(args.threads)
-    if args._rss:
-        _rss_child(args._rss[0], args._rss[1], args.quick)
-        return {}
     names = list(FULL) if not args.only else [n.strip() for n in args.only.split(",")]
     unknown = [n for n in names if n not in FULL]
     if unknown:
         raise SystemExit(f"--only: unknown configuration(s) {unknown}; choose from {list(FULL)}")
     impls = implementations(args)
+    load = os.getloadavg()[0]
+    if load > 0.5 * ncpu:
+        print(
+            f"note: the machine is busy (load {load:.1f} on {ncpu} CPUs); timings will be noisy, "
+            "and multi-threaded BLAS/PyTorch suffer most (compare with --threads 1)",
+            flush=True,
+        )
+    if any(k.startswith("pytensor") for k in impls):
+        _pytensor_blas()  # before anything imports pytensor
     out: dict[str, Any] = {"meta": machine_info(args), "implementations": impls, "configs": {}}
     for name in names:
         cfg = quick(FULL[name]) if args.quick else FULL[name]

@@ -55,7 +55,7 @@ FULL: dict[str, Config] = {
             steps=20,
             truncate=-1,
             lr=0.005,
-            description="tutorial RNN, 20 words, full BPTT, SGD",
+            description="tutorial RNN, full BPTT, SGD",
         ),
         Config(
             "rnn_trunc4",
@@ -65,7 +65,7 @@ FULL: dict[str, Config] = {
             steps=20,
             truncate=4,
             lr=0.005,
-            description="tutorial RNN, 20 words, truncate_gradient=4 (Theano's meaning), SGD",
+            description="tutorial RNN, truncate_gradient=4 (Theano's meaning), SGD",
         ),
         Config(
             "gru",
@@ -75,7 +75,7 @@ FULL: dict[str, Config] = {
             steps=20,
             optimizer="rmsprop",
             lr=0.001,
-            description="tutorial GRU (GRUTheano), 2 layers x 128, 20 words, RMSProp",
+            description="tutorial GRU (GRUTheano), 2 layers, RMSProp",
         ),
         Config(
             "gru_batched",
@@ -86,7 +86,7 @@ FULL: dict[str, Config] = {
             steps=32,
             batch=32,
             lr=0.1,
-            description="batched GRU, 32 x 32 steps, emb 128, hidden 256, mean CE, SGD",
+            description="batched GRU, 1 layer, mean cross-entropy, SGD",
         ),
     )
 }

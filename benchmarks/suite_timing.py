@@ -8,16 +8,15 @@ lands on all of them alike. The figure per implementation is the median over rou
 Memory: ``traced_peak`` is the peak of memory allocated through Python's allocator hooks
 (tracemalloc) during one warm training step, above what was allocated before the step. NumPy
 reports its array buffers to tracemalloc, so this covers hand NumPy, symgraph and PyTensor's C
-backend; it does not see PyTorch's or Numba's allocators. ``rss_delta`` (measured in a child
-process by the runner) is the growth of the process's peak resident set (``ru_maxrss``) over a
-few training steps after the model is built, which covers every framework but is coarse.
+backend; it does not see PyTorch's or Numba's allocators. ``rss_peak`` is the growth of the
+resident set at its peak during one warm step (the kernel's high-water mark, reset just before),
+which covers every framework but counts pages.
 """
 
 from __future__ import annotations
 
 import gc
 import random
-import resource
 import statistics
 import time
 import tracemalloc
@@ -81,18 +80,36 @@ def traced_peak(step: Callable[[], object]) -> float:
     return float(max(0, peak - base))
 
 
-def maxrss_bytes() -> int:
-    """The process's peak resident set so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
 
 
-def rss_growth(step: Callable[[], object], n: int = 3) -> float:
-    """Growth of the peak resident set over ``n`` steps of a freshly built model."""
-    gc.collect()
-    before = maxrss_bytes()
-    for _ in range(n):
+def rss_peak(step: Callable[[], object]) -> float | None:
+    """Growth of the resident set at its peak during one warm call of ``step`` (Linux only).
+
+    Free heap memory is handed back first (glibc ``malloc_trim``), so memory the step needs is
+    counted even when an earlier call had it; the kernel's high-water mark (VmHWM) is reset
+    through ``/proc/self/clear_refs``. Covers every allocator (NumPy, PyTorch, Numba), but
+    counts pages, so it is coarse (4 KiB) and includes anything else the process touches.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
         step()
-    return float(maxrss_bytes() - before)
+        gc.collect()
+        libc.malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset VmHWM to the current RSS
+        base = _status_kib("VmRSS")
+        step()
+        return float(max(0, _status_kib("VmHWM") - base) * 1024)
+    except (OSError, AttributeError):
+        return None
 
 
 def fmt_ms(s: float | None) -> str:

@@ -40,7 +40,17 @@ def test_json_has_every_configuration_and_the_documented_keys(quick_run):
         for key in written["implementations"]:
             r = entry["results"][key]
             assert "error" not in r, (name, key, r.get("error"))
-            for field in ("label", "median_s", "q1_s", "q3_s", "vs_numpy", "first_call_s"):
+            for field in (
+                "label",
+                "median_s",
+                "min_s",
+                "q1_s",
+                "q3_s",
+                "vs_numpy",
+                "vs_numpy_best",
+                "first_call_s",
+                "rss_peak_mb",
+            ):
                 assert field in r, (name, key, field)
             assert r["median_s"] > 0
         assert entry["results"]["numpy"]["vs_numpy"] == pytest.approx(1.0)
