@@ -2,7 +2,8 @@
 
     python benchmarks/run_benchmarks.py [--quick] [--json out.json] [--only rnn,gru]
                                         [--skip-torch] [--skip-pytensor] [--pytensor-modes c,numba]
-                                        [--rounds N] [--threads N] [--profile] [--no-rss]
+                                        [--rounds N] [--threads N] [--malloc-keep] [--profile]
+                                        [--no-rss]
 
 Configurations (benchmarks/suite_configs.py): the WildML tutorial RNN (full BPTT, and Theano's
 ``truncate_gradient=4`` as the tutorial's Theano code passes it), the tutorial's two-layer GRU with
@@ -53,6 +54,13 @@ EXACT = {"symgraph", "torch_cell", "pytensor_c", "pytensor_numba"}
 # allocations visible to tracemalloc (NumPy's buffers); PyTorch's and Numba's are not
 TRACED = {"numpy", "symgraph", "pytensor_c"}
 PYTENSOR_MODES = {"c": "CVM", "numba": "NUMBA"}
+# glibc hands large freed blocks back to the kernel, so a step that allocates big temporaries
+# pays page faults again on every call (expensive in a VM); these keep freed memory in the heap
+MALLOC_KEEP = {
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 25),  # glibc's largest accepted value (32 MiB)
+    "MALLOC_TOP_PAD_": str(1 << 27),
+}
 # float32 one-step agreement considered correct (relative to the largest parameter change)
 TOL32, TOL64 = 5e-3, 1e-7
 
@@ -267,8 +275,8 @@ def machine_info(args: argparse.Namespace) -> dict:
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "loadavg_start": os.getloadavg(),
-        "blas_threads_env": {
-            k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        "start_env": {
+            k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", *MALLOC_KEEP)
         },
         "torch_threads": args.threads,
         "argv": sys.argv[1:],
@@ -300,6 +308,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, help="timing rounds (default 15, quick 2)")
     ap.add_argument("--target-ms", type=float, help="time per chunk of steps (default 60 ms)")
     ap.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: all CPUs)")
+    ap.add_argument(
+        "--malloc-keep",
+        action="store_true",
+        help="keep freed memory in the heap (glibc): measures compute without the page faults "
+        "that fresh large temporaries cost",
+    )
     ap.add_argument("--profile", action="store_true", help="always profile symgraph's step")
     ap.add_argument("--rss", action=argparse.BooleanOptionalAction, default=None,
                     help="peak resident-set growth during one step (default on)")  # fmt: skip
@@ -322,6 +336,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     args.threads = args.threads or ncpu
+    if args.malloc_keep and any(os.environ.get(k) != v for k, v in MALLOC_KEEP.items()):
+        print("note: --malloc-keep works from the command line only (it restarts Python)")
     if _has("torch") and not args.skip_torch:
         import suite_torch
 
@@ -352,18 +368,26 @@ def main(argv: list[str] | None = None) -> dict:
     return out
 
 
-def _reexec_with_threads(argv: list[str]) -> None:
-    """BLAS reads its thread count when NumPy loads, so --threads restarts the interpreter."""
-    if "--threads" not in argv:
+def _environment_for(argv: list[str]) -> dict[str, str]:
+    """Variables read only at start-up (BLAS threads, the allocator) that the flags ask for."""
+    env = {}
+    if "--threads" in argv:
+        n = argv[argv.index("--threads") + 1]
+        env.update({k: n for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    if "--malloc-keep" in argv:
+        env.update(MALLOC_KEEP)
+    return env
+
+
+def _reexec_if_needed(argv: list[str]) -> None:
+    """Restart the interpreter when start-up variables must change (NumPy is loaded by now)."""
+    env = _environment_for(argv)
+    if all(os.environ.get(k) == v for k, v in env.items()):
         return
-    n = argv[argv.index("--threads") + 1]
-    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    if all(os.environ.get(k) == n for k in keys):
-        return
-    os.environ.update({k: n for k in keys})
+    os.environ.update(env)
     os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), *argv])
 
 
 if __name__ == "__main__":
-    _reexec_with_threads(sys.argv[1:])
+    _reexec_if_needed(sys.argv[1:])
     main()
