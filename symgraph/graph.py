@@ -8,12 +8,14 @@ layer plugs its operator overloads in through :func:`bind_tensor_api`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from . import operators
 from .errors import GraphTypeError, SourceLine, user_line, where
+from .operators import TensorOperators
 
 _api: Any = None  # the symgraph.tensor namespace, bound at import time by the tensor layer
 
@@ -21,6 +23,7 @@ _api: Any = None  # the symgraph.tensor namespace, bound at import time by the t
 def bind_tensor_api(namespace: Any) -> None:
     global _api
     _api = namespace
+    operators.api = namespace
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +122,7 @@ def _is_safe_input_cast(value: Any, arr: np.ndarray, dtype: str) -> bool:
 _ids = itertools.count()
 
 
-class Variable:
+class Variable(TensorOperators):
     """A symbolic value: a graph input (``owner is None``) or the output of an ``Apply``."""
 
     __array_priority__ = 1000  # so that ndarray + Variable defers to Variable.__radd__
@@ -192,94 +195,6 @@ class Variable:
         if key not in cache:
             cache[key] = function(ins, self, on_unused_input="ignore")
         return cache[key](*[inputs_to_values[v] for v in ins])
-
-    # -- Python operators, provided by the tensor layer
-    def __add__(self, o):
-        return _api.add(self, o)
-
-    def __radd__(self, o):
-        return _api.add(o, self)
-
-    def __sub__(self, o):
-        return _api.sub(self, o)
-
-    def __rsub__(self, o):
-        return _api.sub(o, self)
-
-    def __mul__(self, o):
-        return _api.mul(self, o)
-
-    def __rmul__(self, o):
-        return _api.mul(o, self)
-
-    def __truediv__(self, o):
-        return _api.true_div(self, o)
-
-    def __rtruediv__(self, o):
-        return _api.true_div(o, self)
-
-    def __floordiv__(self, o):
-        return _api.int_div(self, o)
-
-    def __rfloordiv__(self, o):
-        return _api.int_div(o, self)
-
-    def __mod__(self, o):
-        return _api.mod(self, o)
-
-    def __rmod__(self, o):
-        return _api.mod(o, self)
-
-    def __pow__(self, o):
-        return _api.pow(self, o)
-
-    def __rpow__(self, o):
-        return _api.pow(o, self)
-
-    def __neg__(self):
-        return _api.neg(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return _api.abs(self)
-
-    def __lt__(self, o):
-        return _api.lt(self, o)
-
-    def __le__(self, o):
-        return _api.le(self, o)
-
-    def __gt__(self, o):
-        return _api.gt(self, o)
-
-    def __ge__(self, o):
-        return _api.ge(self, o)
-
-    def __and__(self, o):
-        return _api.and_(self, o)
-
-    def __rand__(self, o):
-        return _api.and_(o, self)
-
-    def __or__(self, o):
-        return _api.or_(self, o)
-
-    def __ror__(self, o):
-        return _api.or_(o, self)
-
-    def __xor__(self, o):
-        return _api.xor(self, o)
-
-    def __invert__(self):
-        return _api.invert(self)
-
-    def __matmul__(self, o):
-        return _api.dot(self, o)
-
-    def __rmatmul__(self, o):
-        return _api.dot(o, self)
 
     # Variables are dictionary keys everywhere: identity semantics, as in Theano.
     __hash__ = object.__hash__
@@ -465,89 +380,4 @@ def as_apply_trace(node: Apply) -> str:
     return where(node.trace)
 
 
-# ---------------------------------------------------------------------------------------------
-# Walks
-# ---------------------------------------------------------------------------------------------
-
-
-def toposort(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> list[Apply]:
-    """Apply nodes needed for ``outputs`` in an order where inputs come first.
-
-    Variables in ``stop`` are treated as graph inputs (their owners are not visited).
-    """
-    stop_ids = {id(v) for v in stop}
-    order: list[Apply] = []
-    seen: set[int] = set()
-    for out in outputs:
-        if out.owner is None or id(out) in stop_ids or id(out.owner) in seen:
-            continue
-        stack = [(out.owner, iter(out.owner.inputs))]
-        seen.add(id(out.owner))
-        while stack:
-            node, it = stack[-1]
-            for inp in it:
-                o = inp.owner
-                if o is not None and id(inp) not in stop_ids and id(o) not in seen:
-                    seen.add(id(o))
-                    stack.append((o, iter(o.inputs)))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-    return order
-
-
-def graph_inputs(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> list[Variable]:
-    """The owner-less variables (and ``stop`` variables) that ``outputs`` depend on, in order."""
-    outputs = list(outputs)
-    stop_ids = {id(v) for v in stop}
-    result, seen = [], set()
-
-    def visit(v: Variable) -> None:
-        if id(v) not in seen and (v.owner is None or id(v) in stop_ids):
-            seen.add(id(v))
-            result.append(v)
-
-    for out in outputs:
-        visit(out)
-    for node in toposort(outputs, stop):
-        for v in node.inputs:
-            visit(v)
-    return result
-
-
-def ancestors(outputs: Iterable[Variable]) -> set[int]:
-    """ids of every variable ``outputs`` depend on (themselves included)."""
-    outputs = list(outputs)
-    ids = {id(v) for v in outputs}
-    for node in toposort(outputs):
-        ids.update(id(v) for v in node.inputs)
-        ids.update(id(v) for v in node.outputs)
-    return ids
-
-
-def clone_replace(
-    outputs: Sequence[Variable], replace: dict[Variable, Variable] | None = None
-) -> list[Variable]:
-    """New graphs computing ``outputs`` with the variables in ``replace`` substituted.
-
-    Input variables that are not replaced are kept (not copied), as are shared variables and
-    constants, so the result still refers to the same state.
-    """
-    memo: dict[int, Variable] = {id(k): v for k, v in (replace or {}).items()}
-    for k, v in (replace or {}).items():
-        if k.type.ndim != v.type.ndim:
-            raise GraphTypeError(
-                f"cannot replace {k.describe()} ({k.type}) with {v.describe()} ({v.type}): "
-                f"different number of dimensions{where(v.trace)}"
-            )
-    for node in toposort(outputs, stop=[k for k in (replace or {})]):
-        new_inputs = [memo.get(id(v), v) for v in node.inputs]
-        if all(a is b for a, b in zip(new_inputs, node.inputs)):
-            for o in node.outputs:
-                memo.setdefault(id(o), o)
-            continue
-        new = node.clone_with_new_inputs(new_inputs)
-        for o, n in zip(node.outputs, new.outputs):
-            memo[id(o)] = n
-    return [memo.get(id(o), o) for o in outputs]
+from .walks import ancestors, clone_replace, graph_inputs, toposort  # noqa: E402,F401
