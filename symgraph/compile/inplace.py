@@ -82,7 +82,12 @@ def plan_inplace(
         if len(node.outputs) != 1 or out.ndim == 0:
             continue
         if _takes_out(node, impls[k]):
-            positions = range(len(node.inputs))
+            # a shared value being updated first: its pages are resident, while writing into a
+            # fresh temporary would fault its pages in
+            positions = sorted(
+                range(len(node.inputs)),
+                key=lambda p: not isinstance(node.inputs[p], SharedVariable),
+            )
         elif hasattr(node.op, "destroyable_input"):
             positions = [node.op.destroyable_input]
         else:

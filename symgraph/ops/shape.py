@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GraphTypeError, ShapeError, user_line, where
-from ..graph import Apply, Op, TensorType, Variable
+from ..graph import Apply, Constant, Op, TensorType, Variable
 from .basic import (
     NotConstantError,
     as_operands,
@@ -270,6 +270,16 @@ class Alloc(Op):
 
     def make_impl(self, node, backend):
         xp = backend.xp
+        value = node.inputs[0]
+        if isinstance(value, Constant) and value.data.size == 1 and not value.data.any():
+            # zeros: the allocator hands out zeroed memory (calloc, lazily mapped pages), so a
+            # large gradient buffer of which a step touches a few columns costs almost nothing
+            dtype = value.dtype
+
+            def alloc_zeros(v, *shp):
+                return xp.zeros(tuple(int(s) for s in shp), dtype=dtype)
+
+            return alloc_zeros
 
         def alloc(v, *shp):
             out = xp.empty(tuple(int(s) for s in shp), dtype=v.dtype)
