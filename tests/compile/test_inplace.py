@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
@@ -77,3 +78,39 @@ def test_inc_subtensor_skips_its_copy_of_a_dying_input():
     f = sg.function([x, i], z * 2)
     assert "_inplace(" in f.source
     np.testing.assert_allclose(f(np.zeros(4), np.array([1, 1, 3], "int32")), [0, 4, 0, 2])
+
+
+@pytest.mark.parametrize("alias", [0, 1, None])
+def test_fused_program_writing_into_one_of_its_inputs(alias):
+    # (x * 2 + y) * x - exp(y): x is read at the first and the last step; y in the middle
+    x = T.dmatrix("x")
+    y = T.dmatrix("y")
+    f = sg.function([x, y], (x * 2 + y) * x - T.exp(y))
+    (node,) = f.program.nodes
+    impl = node.op.make_impl(node, f.backend)
+    assert getattr(impl, "accepts_out", False)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # plans are cached: run each more than once
+        xv, yv = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+        expected = (xv * 2 + yv) * xv - np.exp(yv)
+        values = {x: xv.copy(), y: yv.copy()}
+        args = [values.get(v, getattr(v, "data", None)) for v in node.inputs]
+        out = values[(x, y)[alias]] if alias is not None else np.empty((3, 4))
+        result = impl(*args, out=out)
+        assert result is out
+        np.testing.assert_allclose(result, expected, rtol=1e-12)
+
+
+def test_fused_programs_share_scratch_buffers_without_mixing_values():
+    a = T.dvector("a")
+    b = T.dvector("b")
+    e1 = T.exp(a) * 2 + T.sin(b) * 3  # two fused programs with same-shaped intermediates
+    e2 = T.cos(a) * 5 - T.tanh(b) * 7
+    f = sg.function([a, b], [e1, e2 * e1])
+    av, bv = np.linspace(0, 1, 7), np.linspace(-1, 2, 7)
+    r1 = np.exp(av) * 2 + np.sin(bv) * 3
+    r2 = (np.cos(av) * 5 - np.tanh(bv) * 7) * r1
+    for _ in range(2):
+        o1, o2 = f(av, bv)
+        np.testing.assert_allclose(o1, r1, rtol=1e-12)
+        np.testing.assert_allclose(o2, r2, rtol=1e-12)
