@@ -1,44 +1,14 @@
-"""Where symgraph's training step spends its time: ``function(..., profile=True)`` for the outer
-graph, plus a profile of every scan's inner step (which ``profile=True`` does not yet reach: the
-loop links its inner graph without a profiler). For the inner profiles this module wraps
-``symgraph.compile.linker.link`` while the profiled function is built and run, so it relies on
-symgraph internals; it is a measuring tool of the benchmark suite, not part of the library's API.
-"""
+"""Where symgraph's training step spends its time: ``function(..., profile=True)``, whose
+summary includes every scan's inner step."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import suite_graph
 from suite_configs import Config
-
-
-@contextlib.contextmanager
-def profiled_scan_steps() -> Iterator[list]:
-    """While active, every scan step that gets linked (scans link their step lazily, on first
-    use and per distinct step shape) is linked with a profiler; yields the profilers."""
-    import symgraph.compile.linker as linker
-    from symgraph.profiling import Profiler
-
-    found: list = []
-    original = linker.link
-
-    def link(inputs, outputs, nodes, backend, *args: Any, **kwargs: Any) -> Any:
-        name = kwargs.get("name", "")
-        if name.startswith("scan_") and kwargs.get("profiler") is None:
-            kwargs["profiler"] = Profiler(f"inner step {name}", nodes)
-            found.append(kwargs["profiler"])
-        return original(inputs, outputs, nodes, backend, *args, **kwargs)
-
-    linker.link = link
-    try:
-        yield found
-    finally:
-        linker.link = original
 
 
 def duplicate_scans(fn: Any) -> list[str]:
@@ -54,10 +24,9 @@ def profile_symgraph(cfg: Config, params: dict, data: list, n: int = 20, top: in
     """Text report: compile phases, the outer profile, each scan's inner step, duplicates."""
     th, T = suite_graph.symgraph_modules()
     it = itertools.cycle(data)
-    with profiled_scan_steps() as scans:
-        model = suite_graph.build(th, T, "symgraph", cfg, params, {"profile": True})
-        for _ in range(n):
-            model.step(*next(it))
+    model = suite_graph.build(th, T, "symgraph", cfg, params, {"profile": True})
+    for _ in range(n):
+        model.step(*next(it))
     fn = model.fn
     from symgraph.scan.op import Scan
 
@@ -69,8 +38,5 @@ def profile_symgraph(cfg: Config, params: dict, data: list, n: int = 20, top: in
     dups = duplicate_scans(fn)
     if dups:
         lines.append("  the same loop runs more than once on the same inputs: " + ", ".join(dups))
-    lines.append(fn.profile.summary(top))
-    for prof in scans:
-        if any(prof.calls):
-            lines.append(prof.summary(top))
+    lines.append(fn.profile.summary(top))  # includes each scan's inner step
     return "\n".join(lines)

@@ -7,8 +7,9 @@ print(f.profile.summary())
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .graph import Apply
 
@@ -20,7 +21,7 @@ class Profiler:
         self.times = [0.0] * len(self.nodes)
         self.calls = [0] * len(self.nodes)
         self.compile_times: dict[str, float] = {}
-        self.inner: dict[int, Profiler] = {}  # node index -> profiler of a scan's inner loop
+        self.inner: dict[int, list[Profiler]] = {}  # node index -> profiles of its inner steps
 
     def node_timer(self, k: int) -> Callable[[float], None]:
         times, calls = self.times, self.calls
@@ -60,10 +61,42 @@ class Profiler:
                 f"               {100 * self.times[k] / total:5.1f}%  {self.times[k] * 1e3:10.3f}"
                 f"  {self.calls[k]:6d}  {node.op} ({where})"
             )
-        for k, inner in self.inner.items():
-            lines.append(f"  inner loop of node {k} ({self.nodes[k].op}):")
-            lines.extend("    " + line for line in inner.summary(top).splitlines()[1:])
+        for k, inners in self.inner.items():
+            for inner in inners:
+                if not any(inner.calls):
+                    continue
+                share = 100 * self.times[k] / total
+                lines.append(
+                    f"  inner step of node {k}, {self.nodes[k].op} ({share:.1f}% of the time; "
+                    f"{max(inner.calls)} steps):"
+                )
+                lines.extend("    " + line for line in inner.summary(top).splitlines()[2:])
         return "\n".join(lines)
+
+    def attach_inner(self, k: int, name: str, nodes: Sequence[Apply]) -> Profiler:
+        """A profiler for an inner program (a scan's step) run by node ``k``."""
+        inner = Profiler(name, nodes)
+        self.inner.setdefault(k, []).append(inner)
+        return inner
+
+
+_parent: tuple[Profiler, int] | None = None
+
+
+@contextlib.contextmanager
+def building_node(profiler: Profiler | None, k: int) -> Iterator[None]:
+    """While node ``k`` of a profiled function builds its implementation, ops that compile
+    inner programs (scan) can find the profiler to attach theirs to."""
+    global _parent
+    old, _parent = _parent, (profiler, k) if profiler is not None else None
+    try:
+        yield
+    finally:
+        _parent = old
+
+
+def parent() -> tuple[Profiler, int] | None:
+    return _parent
 
     def __str__(self) -> str:
         return self.summary()

@@ -258,7 +258,8 @@ class Function:
         self._types = [(v.type, np.dtype(v.dtype), v.ndim) for v in self.inputs]
         self._names = {s.name: k for k, s in enumerate(in_specs) if s.name}
         self._on_device = backend.name != "cpu"
-        self.trust_input = False
+        self._trust_input = False
+        self._n_in = len(self._types)
         # outputs (and new shared values) that are inputs, shared or constant values, or views
         # of them (x[1:], x.T), are copied so callers cannot mutate state through them
         self._copy_outputs = {
@@ -267,6 +268,17 @@ class Function:
         self._copy_updates = {
             k for k, o in enumerate(program.outputs[n_outputs:]) if _may_alias_state(o)
         }
+        # host-side fast path; device functions move their inputs and outputs in ``_call``
+        self._fast = None if self._on_device else self._build_fast_call()
+
+    @property
+    def trust_input(self) -> bool:
+        """True: skip the input checks (the caller guarantees the types), as in Theano."""
+        return self._trust_input
+
+    @trust_input.setter
+    def trust_input(self, value: bool) -> None:
+        self._trust_input = bool(value)
 
     @property
     def source(self) -> str:
@@ -280,7 +292,58 @@ class Function:
         arr = t.check_value(value, label, self.allow_input_downcast)
         return arr
 
+    def _build_fast_call(self) -> Any:
+        """Generated code for the common call: positional host arrays of the right types.
+
+        Each input costs one type, dtype and rank test; anything else goes through the checks
+        of ``_convert`` (which raise the errors naming the input)."""
+        n_in = len(self._types)
+        args = [f"a{k}" for k in range(n_in)]
+        env: dict[str, Any] = {
+            "fn": self._fn,
+            "ndarray": np.ndarray,
+            "asarray": np.asarray,
+            "conv": self._convert,
+        }
+        lines = [f"def fast_call({', '.join(args)}):"]
+        for k, (t, dt, nd) in enumerate(self._types):
+            env[f"dt{k}"] = dt
+            test = f"type(a{k}) is not ndarray or a{k}.dtype is not dt{k} or a{k}.ndim != {nd}"
+            if None not in t.shape:
+                test += f" or a{k}.shape != {t.shape!r}"
+            lines.append(f"    if {test}:")
+            lines.append(f"        a{k} = conv({k}, a{k})")
+        lines.append(f"    r = fn({', '.join(args)})")
+        n = self.n_outputs
+        for k, target in enumerate(self.update_targets):
+            env[f"t{k}"] = target
+            lines.append(f"    u = r[{n + k}]")
+            lines.append("    if type(u) is not ndarray:")
+            lines.append("        u = asarray(u)  # NumPy ops on 0-d arrays return scalars")
+            copy = ".copy()" if k in self._copy_updates else ""
+            lines.append(f"    t{k}.value = u{copy}")
+        outs = []
+        for k in range(n):
+            lines.append(f"    o{k} = r[{k}]")
+            lines.append(f"    if type(o{k}) is not ndarray:")
+            lines.append(f"        o{k} = asarray(o{k})")
+            if k in self._copy_outputs:
+                lines.append(f"    o{k} = o{k}.copy()")
+            outs.append(f"o{k}")
+        if self.single:
+            lines.append("    return o0")
+        else:
+            lines.append(f"    return [{', '.join(outs)}]")
+        exec(compile("\n".join(lines) + "\n", f"<symgraph call {self.name}>", "exec"), env)
+        return env["fast_call"]
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs and len(args) == self._n_in and self._fast is not None:
+            if not self.trust_input:
+                return self._fast(*args)
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
         if kwargs or len(args) != len(self._types):
             args = self._bind(args, kwargs)
         if not self.trust_input:

@@ -94,7 +94,12 @@ def link(
             last_use[id(v)] = k
     keep = {id(v) for v in outputs}
 
-    impls = [node.op.make_impl(node, backend) for node in nodes]
+    from ..profiling import building_node
+
+    impls = []
+    for k, node in enumerate(nodes):
+        with building_node(profiler, k):
+            impls.append(node.op.make_impl(node, backend))
     from .inplace import inplace_line, plan_inplace
 
     inplace = plan_inplace(nodes, outputs, impls, backend, updates) if reuse_buffers else {}

@@ -294,5 +294,12 @@ def generic_program(c: Composite, xp: Any) -> Callable[..., Any]:
     return run
 
 
-def numpy_program(c: Composite) -> NumpyProgram:
-    return NumpyProgram(c)
+def numpy_program(c: Composite) -> Callable[..., Any]:
+    """The program's generated entry function itself (no wrapper call on the hot path); its
+    attributes give the plans, ``accepts_out`` and the NumpyProgram."""
+    prog = NumpyProgram(c)
+    entry = prog._entry
+    entry.program = prog
+    entry.plans = prog.plans
+    entry.accepts_out = prog.accepts_out
+    return entry

@@ -192,6 +192,9 @@ def build_loop(op: Scan, node: Apply, backend: Any):
         return xp.zeros(shape, dtype=op.inner_outputs[j].dtype)
 
     step_cache: dict = {}
+    from ..profiling import parent
+
+    profile_parent = parent()  # set when the outer function is compiled with profile=True
 
     def step(seq_rows, init_rows, nonseq_shapes):
         key = (seq_rows, init_rows, nonseq_shapes)
@@ -199,11 +202,11 @@ def build_loop(op: Scan, node: Apply, backend: Any):
         if fn is None:
             shapes = op.inner_shapes(seq_rows, init_rows, nonseq_shapes)
             try:
-                fn = op.compiled(backend, shapes).fn
+                fn = op.compiled(backend, shapes, profile_parent).fn
             except SymgraphError:
                 # a mistake the static shapes reveal early: run the generic step, whose error
                 # names the step's node and line (and the step number)
-                fn = op.compiled(backend).fn
+                fn = op.compiled(backend, None, profile_parent).fn
             step_cache[key] = fn
         return fn
 

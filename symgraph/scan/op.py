@@ -173,7 +173,7 @@ class Scan(Op):
             )
 
     # -- running ---------------------------------------------------------------------------
-    def compiled(self, backend: Any, shapes: tuple | None = None) -> Any:
+    def compiled(self, backend: Any, shapes: tuple | None = None, profile_parent=None) -> Any:
         """The inner graph rewritten and linked (a ``LinkedProgram``), once per backend and
         per-step input shapes.
 
@@ -183,12 +183,14 @@ class Scan(Op):
         shapes rarely change between calls (an RNN's do not depend on the sentence length);
         after ``MAX_SPECIALIZED`` different ones the generic graph is used.
         """
-        cache = self._compiled.setdefault(backend.name, {})
+        # a profiled outer function gets its own profiled copy of the step
+        tag = backend.name if profile_parent is None else (backend.name, id(profile_parent[0]))
+        cache = self._compiled.setdefault(tag, {})
         prog = cache.get(shapes)
         if prog is not None:
             return prog
         if shapes is not None and len(cache) > MAX_SPECIALIZED:
-            return self.compiled(backend)
+            return self.compiled(backend, None, profile_parent)
         from ..compile.linker import link
         from ..rewrite import optimize
 
@@ -197,7 +199,11 @@ class Scan(Op):
             inputs, outputs = self._specialize(shapes)
         outputs, nodes = optimize(inputs, outputs, self.mode or config.mode)
         ident = "".join(c if c.isalnum() else "_" for c in self.name)
-        prog = link(inputs, outputs, nodes, backend, name=f"scan_{ident}_step")
+        profiler = None
+        if profile_parent is not None:
+            parent, k = profile_parent
+            profiler = parent.attach_inner(k, f"step of {self}", nodes)
+        prog = link(inputs, outputs, nodes, backend, name=f"scan_{ident}_step", profiler=profiler)
         cache[shapes] = prog
         return prog
 

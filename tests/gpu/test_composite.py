@@ -72,7 +72,7 @@ def test_one_fresh_array_per_call_and_buffers_are_reused():
     assert out1 is not out2 and not np.shares_memory(out1, out2)
     np.testing.assert_array_equal(out1, out2)
     assert len(fn.plans) == 1  # same shapes: the same plan
-    src = fn.source
+    src = fn.program.source
     assert src.count("empty(") == 1  # the output; scratch buffers live across calls
     n_scratch = len({w for w in src.replace(",", " ").replace(")", " ").split() if w[:2] == "b0"})
     assert n_scratch <= 1  # sigmoid(f)*c + sigmoid(i)*tanh(g) needs one scratch buffer
