@@ -188,4 +188,38 @@ def transpose_dot_products(outputs: list[Variable]) -> list[Variable]:
     return clone_replace(outputs, replace) if replace else outputs
 
 
-CANONICALIZE = [constant_folding, algebra, dimshuffle_merge, shape_of_known, useless_broadcast]
+def sum_of_batched_products(node: Apply) -> list[Variable] | None:
+    """sum over t of X[t] @ Y[t] -> one matrix product over the flattened batch.
+
+    Weight gradients of a batched recurrent step come out of the backward loop as one product
+    per step, then a sum: ``sum(matmul(dZ, swap(H)), axis=0)``. Written as
+    ``dot(dZ.transpose(1, 0, 2).reshape(M, -1), H'.reshape(-1, N))`` it is a single large BLAS
+    call, and the [T, M, N] stack of per-step products is never stored.
+    """
+    from ..ops.blas import BatchedMatMul, dot
+    from ..ops.reduce import Reduce
+    from ..ops.shape import make_vector, reshape, shape
+
+    op = node.op
+    if not (isinstance(op, Reduce) and op.kind == "sum" and op.axis == (0,) and not op.keepdims):
+        return None
+    prod = node.inputs[0]
+    if prod.owner is None or not isinstance(prod.owner.op, BatchedMatMul) or prod.ndim != 3:
+        return None
+    x, y = prod.owner.inputs
+    if x.dtype != node.outputs[0].dtype:
+        return None
+    xt = DimShuffle(3, (1, 0, 2))(x)  # [M, T, K]
+    x2 = reshape(xt, make_vector(shape(x)[1], -1), ndim=2)  # [M, T*K]
+    y2 = reshape(y, make_vector(-1, shape(y)[2]), ndim=2)  # [T*K, N]
+    return [dot(x2, y2)]
+
+
+CANONICALIZE = [
+    constant_folding,
+    algebra,
+    dimshuffle_merge,
+    shape_of_known,
+    useless_broadcast,
+    sum_of_batched_products,
+]

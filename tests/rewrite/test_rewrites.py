@@ -299,3 +299,18 @@ def test_debug_mode_accepts_a_stability_rewrite_on_overflowing_inputs():
     with np.errstate(all="ignore"):
         out = f(np.array([[1000.0, 0.0]]))  # the original graph gives -inf here
     np.testing.assert_allclose(out, [[0.0, -1000.0]])
+
+
+def test_sum_of_batched_products_becomes_one_dot():
+    from symgraph.ops.blas import BatchedMatMul, Dot
+
+    x = T.dtensor3("x")  # [T, M, K]
+    h = T.dtensor3("h")  # [T, N, K]
+    y = T.sum(T.matmul(x, h.dimshuffle(0, 2, 1)), axis=0)
+    _, _, nodes = op_names(y)
+    ops = [type(n.op) for n in nodes]
+    assert BatchedMatMul not in ops and Dot in ops
+    rng = np.random.default_rng(0)
+    xv, hv = rng.normal(size=(4, 3, 5)), rng.normal(size=(4, 2, 5))
+    both_modes_agree([x, h], y, [xv, hv])
+    np.testing.assert_allclose(sg.function([x, h], y)(xv, hv), np.einsum("tmk,tnk->mn", xv, hv))
