@@ -233,12 +233,8 @@ sum_to_shape_op = SumToShape()
 def sum_to_shape_of(g: Variable, x: Variable) -> Variable:
     """``g`` reduced to ``x``'s shape; skipped when the static shapes prove it unnecessary."""
     gs, xs = g.type.shape, x.type.shape
-    if gs == xs and None not in xs:
-        return g
-    if len(gs) == len(xs) and all(a == b or (b is not None and b != 1) for a, b in zip(gs, xs)):
-        # every axis of x is known not to be broadcast
-        if all(b is not None and b != 1 for b in xs):
-            return g
+    if len(gs) == len(xs) and all(b is not None and (b != 1 or a == 1) for a, b in zip(gs, xs)):
+        return g  # every axis of x has a known length that cannot have been broadcast up
     return sum_to_shape_op(g, x)
 
 
