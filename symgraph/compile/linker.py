@@ -18,6 +18,8 @@ import numpy as np
 from ..errors import NaNDetectedError, SymgraphError, where
 from ..graph import Apply, Constant, SharedVariable, Variable
 from ..ops.elemwise import Elemwise
+from ..profiling import building_node
+from .inplace import inplace_line, plan_inplace
 
 
 class LinkedProgram:
@@ -94,14 +96,10 @@ def link(
             last_use[id(v)] = k
     keep = {id(v) for v in outputs}
 
-    from ..profiling import building_node
-
     impls = []
     for k, node in enumerate(nodes):
         with building_node(profiler, k):
             impls.append(node.op.make_impl(node, backend))
-    from .inplace import inplace_line, plan_inplace
-
     inplace = plan_inplace(nodes, outputs, impls, backend, updates) if reuse_buffers else {}
     env["__ndarray"] = np.ndarray
     for k, node in enumerate(nodes):
