@@ -31,7 +31,9 @@ def _sigmoid_out(np_, x, out):
 def _hard_sigmoid_out(np_, x, out):
     np_.multiply(x, out.dtype.type(0.2), out=out)
     np_.add(out, out.dtype.type(0.5), out=out)
-    np_.clip(out, 0, 1, out=out)
+    # maximum/minimum rather than np.clip: same values (NaN stays NaN), no Python-level wrapper
+    np_.maximum(out, out.dtype.type(0), out=out)
+    np_.minimum(out, out.dtype.type(1), out=out)
 
 
 def _softplus_out(np_, x, out):

@@ -148,7 +148,8 @@ def _sigmoid(xp):
 
 def _hard_sigmoid(xp):
     def hard_sigmoid(x):
-        return xp.clip(x * x.dtype.type(0.2) + x.dtype.type(0.5), 0, 1)
+        y = x * x.dtype.type(0.2) + x.dtype.type(0.5)
+        return xp.minimum(xp.maximum(y, y.dtype.type(0)), y.dtype.type(1))
 
     return hard_sigmoid
 
