@@ -23,6 +23,7 @@ from ..ops.elemwise import Elemwise
 from ..ops.shape import DimShuffle
 from .op import OutSpec, Scan
 from .parts import Out, ScanParts, fresh
+from .truncation import keep_last_rows_grad
 from .utils import dependents
 from .vectorize import BatchSumToShape, vectorize
 
@@ -150,10 +151,6 @@ def _push_out_sequence_work(node: Apply):
 
 def _push_out_outputs(node: Apply):
     op: Scan = node.op
-    if op.truncate_gradient != -1:
-        # Theano's truncation keeps the gradient of work inside the loop to the last k steps;
-        # moved out of the loop, that work would get gradients from every step
-        return None
     outs = op.outs
     cands = [j for j, s in enumerate(outs) if s.kind in ("seq", "sum")]
     if not cands:
@@ -204,6 +201,10 @@ def _push_out_outputs(node: Apply):
         if res is None or not res[1]:
             continue
         value = res[0]
+        if op.truncate_gradient != -1:
+            # Theano's truncation lets work inside the loop pass gradients for the last k steps
+            # only; moved out, the work keeps exactly that through this gradient mask
+            value = keep_last_rows_grad(value, op.truncate_gradient)
         if outs[j].kind == "sum":
             value = sum_over_batch(value)
         rep_graphs[j] = value

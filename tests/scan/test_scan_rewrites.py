@@ -214,11 +214,39 @@ def test_sum_outputs_are_pushed_out_or_accumulated():
     np.testing.assert_allclose(sg.function([x], node.outputs[0])(xv[:0]), np.zeros(0))
 
 
-def test_outputs_stay_in_the_loop_under_theano_truncation():
-    """With truncate_gradient=k, work moved after the loop would get gradients from every step;
-    the rewrite declines, so Theano's meaning holds even when the pipeline calls it directly."""
+def test_outputs_leave_the_loop_under_theano_truncation_with_the_same_gradients():
+    """With truncate_gradient=k, the output layer moves out of the loop too; a gradient mask
+    keeps Theano's meaning (only the last k steps' outputs pass gradients)."""
     p = weights()
     x, o, s = rnn(p, truncate_gradient=2)
     (node,) = scan_nodes_in([o, s])
-    assert any(spec.kind == "seq" for spec in node.op.outs)
-    assert push_out_outputs(node) is None
+    assert push_out_outputs(node) is None  # scan() already moved it: no per-step output left
+    assert not any(isinstance(n.op, Softmax) for n in toposort(node.op.inner_outputs))
+    xv = np.array([1, 5, 2, 6, 3, 0], "int32")
+    y = T.ivector("y")
+    yv = np.array([5, 2, 6, 3, 0, 4], "int32")
+    results = []
+    for mode in ("FAST_COMPILE", None):  # as written (output in the loop) / rewritten
+        x, o, s = rnn(p, mode=mode, truncate_gradient=2)
+        cost = T.sum(T.nnet.categorical_crossentropy(o, y))
+        grads = T.grad(cost, [p["U"], p["W"], p["V"]])
+        f = sg.function([x, y], grads)
+        results.append(f(xv, yv))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert np.abs(results[1][2]).sum() > 0  # V gets a gradient (from the last 2 steps only)
+
+
+def test_keep_last_rows_grad_is_the_identity_with_a_masked_gradient():
+    from symgraph.scan.truncation import keep_last_rows_grad
+
+    x = T.dmatrix("x")
+    w = np.arange(12.0).reshape(4, 3)
+    y = keep_last_rows_grad(x, 2)
+    f = sg.function([x], [y, T.grad(T.sum(y * w), x)])
+    xv = np.ones((4, 3))
+    value, g = f(xv)
+    np.testing.assert_array_equal(value, xv)
+    np.testing.assert_array_equal(g, np.vstack([np.zeros((2, 3)), w[2:]]))
+    _, g_short = sg.function([x], [y, T.grad(T.sum(y), x)])(np.ones((1, 3)))
+    np.testing.assert_array_equal(g_short, np.ones((1, 3)))  # fewer rows than k: all pass
