@@ -6,9 +6,10 @@ import symgraph.tensor as T
 
 from __future__ import annotations
 
-from . import (  # noqa: E402,I001
+from . import (
+    gradient,
     printing,
-    tensor,  # binds the tensor API to graph variables; import first
+    tensor,  # binds the tensor API to graph variables; import first  # noqa: I001
     testing,
 )
 from .compile.function import Function, In, function
@@ -25,14 +26,9 @@ from .errors import (
 from .grad import grad
 from .graph import Apply, Constant, Op, SharedVariable, TensorType, Variable, clone_replace
 from .printing import debugprint, pp
+from .scan import scan
 from .shared import shared
 
-try:  # scan is a package of its own; keep the core importable while it is absent
-    from .scan import scan
-except ImportError:  # pragma: no cover
-    pass
-
-gradient = __import__(__name__ + ".grad", fromlist=["_"])
 clone = clone_replace
 floatX = config.floatX
 
@@ -60,6 +56,7 @@ __all__ = [
     "debugprint",
     "function",
     "grad",
+    "gradient",
     "pp",
     "printing",
     "scan",
