@@ -33,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-length", type=int, default=5, help="tokens, markers included")
     p.add_argument("--max-length", type=int, default=100, help="tokens, markers included")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     args = p.parse_args(argv)
     if args.temperature <= 0:
         p.error("--temperature must be > 0")
-    sg.config.device = args.device
+    if args.device is not None:  # else SYMGRAPH_FLAGS' device, or auto
+        sg.config.device = args.device
     try:
         model, vocab, meta = load_model(args.checkpoint)
     except (CheckpointError, sg.SymgraphError) as e:

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--checkpoint-every", type=int, default=0, help="write a checkpoint every N steps")
     a("--time-budget", type=float, help="stop training after this many seconds (0: no limit)")
     a("--seed", type=int, default=0)
-    a("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    a("--device", choices=["auto", "cpu", "cuda"], default=None,
+      help="default: SYMGRAPH_FLAGS' device, else auto (the GPU when one answers)")  # fmt: skip
     a("--dtype", choices=["float32", "float64"], default="float32")
     a("--out", default="runs/lm", help="output folder (checkpoint, curves.png)")
     a("--resume", nargs="?", const="", default=None, metavar="CKPT",
@@ -143,7 +144,8 @@ def model_config(a: argparse.Namespace, vocab_size: int | None = None) -> LMConf
 def main(argv: list[str] | None = None) -> int:
     args = resolve(build_parser().parse_args(argv))
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    sg.config.device = args.device
+    if args.device is not None:
+        sg.config.device = args.device
     out = Path(args.out)
     t0 = time.perf_counter()
     corpus = load_corpus(
