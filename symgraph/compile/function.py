@@ -124,6 +124,7 @@ def function(
         t2 = time.perf_counter()
     else:
         targets, nodes = optimize(in_vars, targets, mode)
+        _check_float64(nodes)
         t2 = time.perf_counter()
         if profile:
             from ..profiling import Profiler
@@ -157,6 +158,21 @@ def function(
     if profiler is not None:
         profiler.compile_times = fn.compile_times
     return fn
+
+
+def _check_float64(nodes) -> None:
+    """``config.warn_float64``: name every node that computes in float64 (slow on GPUs)."""
+    if config.warn_float64 == "ignore":
+        return
+    found = [n for n in nodes if any(o.dtype == "float64" for o in n.outputs)]
+    if not found:
+        return
+    lines = "".join(f"\n  {n.op}{where(n.trace)}" for n in found[:10])
+    more = f"\n  ... and {len(found) - 10} more" if len(found) > 10 else ""
+    msg = f"{len(found)} node(s) compute in float64 (config.warn_float64):{lines}{more}"
+    if config.warn_float64 == "raise":
+        raise GraphTypeError(msg)
+    warnings.warn(msg, stacklevel=3)
 
 
 def _check_inputs(in_vars: list, trace) -> None:
