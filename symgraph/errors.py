@@ -71,6 +71,19 @@ class NaNDetectedError(SymgraphError, FloatingPointError):
     """The NaN guard found NaN or Inf in the output of a node."""
 
 
+def report(policy: str, error: type[Exception], message: str) -> None:
+    """Act on a problem the user may choose to allow: ``policy`` is 'raise', 'warn' or 'ignore'
+    (``on_unused_input``, ``disconnected_inputs``, ``warn_float64``)."""
+    if policy not in ("raise", "warn", "ignore"):
+        raise ValueError(f"expected 'raise', 'warn' or 'ignore', got {policy!r}")
+    if policy == "raise":
+        raise error(message)
+    if policy == "warn":
+        import warnings
+
+        warnings.warn(message, stacklevel=3)
+
+
 def where(trace: SourceLine | None) -> str:
     """A line to append to an error message: where the node or variable was created."""
     if trace is None:

@@ -3,11 +3,10 @@ so it is rewritten, fused and compiled like any other."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import DisconnectedInputError, GraphTypeError, SymgraphError, where
+from .errors import DisconnectedInputError, GraphTypeError, SymgraphError, report, where
 from .graph import Apply, Constant, Variable, toposort
 from .ops.basic import as_tensor_variable
 from .ops.scalar import is_float
@@ -96,10 +95,7 @@ def grad(
                 f"grad: the cost does not depend on {w.describe()}{where(w.trace)}\n"
                 f"(pass disconnected_inputs='ignore' or 'warn' to get zeros instead)"
             )
-            if disconnected_inputs == "raise":
-                raise DisconnectedInputError(msg)
-            if disconnected_inputs == "warn":
-                warnings.warn(msg, stacklevel=2)
+            report(disconnected_inputs, DisconnectedInputError, msg)
             result.append(None if return_disconnected == "none" else T.zeros_like(w))
             continue
         g = _total(contribs, w)

@@ -9,7 +9,6 @@ has been computed, so an error never leaves shared state half-updated.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from ..errors import (
     GraphTypeError,
     MissingInputError,
     UnusedInputError,
+    report,
     user_line,
     where,
 )
@@ -103,10 +103,7 @@ def function(
                 f"{fname}: input {v.describe()} is not used to compute the outputs"
                 f"{where(v.trace)}\n  (pass on_unused_input='warn' or 'ignore' to allow this)"
             )
-            if on_unused_input == "raise":
-                raise UnusedInputError(msg)
-            if on_unused_input == "warn":
-                warnings.warn(msg, stacklevel=2)
+            report(on_unused_input, UnusedInputError, msg)
 
     from ..backends import get_backend
     from ..rewrite import optimize
@@ -170,9 +167,7 @@ def _check_float64(nodes) -> None:
     lines = "".join(f"\n  {n.op}{where(n.trace)}" for n in found[:10])
     more = f"\n  ... and {len(found) - 10} more" if len(found) > 10 else ""
     msg = f"{len(found)} node(s) compute in float64 (config.warn_float64):{lines}{more}"
-    if config.warn_float64 == "raise":
-        raise GraphTypeError(msg)
-    warnings.warn(msg, stacklevel=3)
+    report(config.warn_float64, GraphTypeError, msg)
 
 
 def _check_inputs(in_vars: list, trace) -> None:
