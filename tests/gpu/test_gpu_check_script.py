@@ -1,0 +1,36 @@
+"""benchmarks/gpu_check.py must stay runnable for the next GPU lease: its model parts run here on
+the CPU at tiny sizes (--dry-run-cpu), and without a device it stops with the reason in its JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dry_run_on_the_cpu_measures_every_model_part(tmp_path):
+    out = tmp_path / "gpu.json"
+    assert load_script().main(["--dry-run-cpu", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    for part in ("tutorial_gru_batch1", "batched_lstm"):
+        r = results[part]["symgraph"]
+        assert r["step_ms"] > 0 and r["tokens_per_s"] > 0 and r["ops_per_step"] > 10
+
+
+def test_without_a_device_it_says_why(tmp_path, monkeypatch):
+    import symgraph.backends.cupy as cupy_backend
+
+    monkeypatch.setattr(cupy_backend, "probe", lambda: (False, "no CUDA device answered (test)"))
+    out = tmp_path / "gpu.json"
+    assert load_script().main(["--out", str(out)]) == 2
+    results = json.loads(out.read_text())
+    assert results["device_ok"] is False and "no CUDA device" in results["device_why"]
