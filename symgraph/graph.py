@@ -105,6 +105,15 @@ class TensorType:
         return arr
 
 
+def shape_conflict(a: Sequence[int | None], b: Sequence[int | None]) -> tuple[int, int, int] | None:
+    """The first axis where two static shapes both know a length and disagree:
+    ``(axis, length in a, length in b)``, or None when they may agree."""
+    for axis, (x, y) in enumerate(zip(a, b)):
+        if x is not None and y is not None and x != y:
+            return axis, x, y
+    return None
+
+
 def _is_safe_input_cast(value: Any, arr: np.ndarray, dtype: str) -> bool:
     # Python scalars and lists are "weak": they may take the input's dtype if it holds them.
     if not isinstance(value, np.ndarray | np.generic):

@@ -23,7 +23,15 @@ from ..errors import (
     user_line,
     where,
 )
-from ..graph import Constant, SharedVariable, Variable, ancestors, clone_replace, graph_inputs
+from ..graph import (
+    Constant,
+    SharedVariable,
+    Variable,
+    ancestors,
+    clone_replace,
+    graph_inputs,
+    shape_conflict,
+)
 from ..ops.basic import as_tensor_variable
 from .linker import link
 
@@ -232,12 +240,13 @@ def _check_updates(pairs: list) -> list[tuple[SharedVariable, Variable]]:
                 f"variable holds {target.dtype}; cast the expression (T.cast(expr, "
                 f"'{target.dtype}')){where(expr.trace)}"
             )
-        for a, (s, e) in enumerate(zip(target.type.shape, expr.type.shape)):
-            if s is not None and e is not None and s != e:
-                raise GraphTypeError(
-                    f"update of shared variable {target.describe()}: axis {a} has length {e}, "
-                    f"the variable has {s}{where(expr.trace)}"
-                )
+        conflict = shape_conflict(target.type.shape, expr.type.shape)
+        if conflict is not None:
+            a, s, e = conflict
+            raise GraphTypeError(
+                f"update of shared variable {target.describe()}: axis {a} has length {e}, "
+                f"the variable has {s}{where(expr.trace)}"
+            )
         out.append((target, expr))
     return out
 

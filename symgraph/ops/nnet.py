@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import GraphTypeError, ShapeError, user_line, where
-from ..graph import Apply, Op, TensorType, Variable
+from ..graph import Apply, Op, TensorType, Variable, shape_conflict
 from .basic import as_tensor_variable
 from .scalar import is_float
 
@@ -120,12 +120,13 @@ class CrossentropyCategorical1Hot(Op):
                 f"categorical_crossentropy: targets must be integers with one dimension fewer than "
                 f"the distribution ({p.type}), got {y.type}{where(user_line())}"
             )
-        for a, (sp, sy) in enumerate(zip(p.type.shape, y.type.shape)):
-            if sp is not None and sy is not None and sp != sy:
-                raise ShapeError(
-                    f"categorical_crossentropy: {sp} distributions but {sy} targets on axis {a}"
-                    f"{where(user_line())}"
-                )
+        conflict = shape_conflict(p.type.shape, y.type.shape)
+        if conflict is not None:
+            a, sp, sy = conflict
+            raise ShapeError(
+                f"categorical_crossentropy: {sp} distributions but {sy} targets on axis {a}"
+                f"{where(user_line())}"
+            )
         return Apply(self, [p, y], [TensorType(p.dtype, y.type.shape)])
 
     def make_impl(self, node, backend):

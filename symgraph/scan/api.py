@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import GraphTypeError, SourceLine, user_line, where
-from ..graph import Constant, TensorType, Variable, clone_replace
+from ..graph import Constant, TensorType, Variable, clone_replace, shape_conflict
 from ..ops.basic import as_tensor_variable, constant
 from ..ops.scalar import is_float
 from .op import OutSpec
@@ -309,12 +309,13 @@ def _check_state(j: int, y: Variable, ph: Variable, init: Variable, label: str, 
             f"{what} the step function returns {y.ndim} dimension(s) where the state has "
             f"{ph.ndim}{where_}"
         )
-    for a, (s, t) in enumerate(zip(y.type.shape, ph.type.shape)):
-        if s is not None and t is not None and s != t:
-            raise GraphTypeError(
-                f"{what} the step function returns length {s} on axis {a} where the initial "
-                f"value has {t}; a state must keep its shape{where_}"
-            )
+    conflict = shape_conflict(y.type.shape, ph.type.shape)
+    if conflict is not None:
+        a, s, t = conflict
+        raise GraphTypeError(
+            f"{what} the step function returns length {s} on axis {a} where the initial "
+            f"value has {t}; a state must keep its shape{where_}"
+        )
 
 
 def _free_variables(outputs: list[Variable], placeholders: set[int], first_traced: int) -> list:
