@@ -4,7 +4,9 @@
   intermediate whose last use is this node, has the output's dtype, and is not a view of (or viewed
   by) anything else, the result overwrites it. Length-1 axes broadcast at run time, so the shapes
   are compared at run time: ``v = f(a, b, out=a) if a.shape == b.shape else f(a, b)``.
-- Ops with ``destroyable_input`` (``inc_subtensor``) skip their defensive copy of that input.
+- Ops with ``destroyable_input`` (``inc_subtensor``, the fused softmax + crossentropy and its
+  gradient) skip their defensive copy of that input, or compute in place in it; a multi-output op
+  says with ``destroyed_into_output`` which output the input becomes.
 - An update ``p <- f(p, ...)`` of a shared variable writes into p's own array when nothing reads
   p after that node (the SGD step ``W - lr * gW`` then allocates nothing).
 
@@ -78,8 +80,9 @@ def plan_inplace(
     last_use = _last_use_through_views(nodes, keep)
     plan = {}
     for k, node in enumerate(nodes):
-        out = node.outputs[0]
-        if len(node.outputs) != 1 or out.ndim == 0:
+        # a multi-output op names the output its destroyed input becomes
+        out = node.outputs[getattr(node.op, "destroyed_into_output", 0)]
+        if out.ndim == 0 or (len(node.outputs) != 1 and not hasattr(node.op, "destroyable_input")):
             continue
         if _takes_out(node, impls[k]):
             # a shared value being updated first: its pages are resident, while writing into a

@@ -42,11 +42,18 @@ class CrossentropySoftmax1HotDx(Op):
         gz, sm, y = (as_tensor_variable(v) for v in (gz, sm, y))
         return Apply(self, [gz, sm, y], [sm.type])
 
-    def make_impl(self, node, backend):
+    # The softmax usually dies here: the linker may then let the gradient overwrite it.
+    destroyable_input = 1
+
+    def make_impl(self, node, backend, inplace: bool = False):
         xp = backend.xp
 
         def crossentropy_softmax_dx(gz, sm, y):
-            out = sm * gz[..., None]
+            if inplace:
+                out = sm
+                out *= gz[..., None]
+            else:
+                out = sm * gz[..., None]
             yi = y[..., None].astype("int64", copy=False)
             picked = xp.take_along_axis(out, yi, axis=-1)
             xp.put_along_axis(out, yi, picked - gz[..., None], axis=-1)
@@ -70,14 +77,23 @@ class SoftmaxAndCrossentropy1Hot(Op):
         x, y = as_tensor_variable(x), as_tensor_variable(y)
         return Apply(self, [x, y], [TensorType(x.dtype, y.type.shape), x.type])
 
-    def make_impl(self, node, backend):
+    # The logits usually die here (a fresh product): the linker may then let the softmax
+    # overwrite them, which saves allocating (and faulting in) a second logits-sized array.
+    destroyable_input = 0
+    destroyed_into_output = 1
+
+    def make_impl(self, node, backend, inplace: bool = False):
         xp = backend.xp
 
         def softmax_and_crossentropy(x, y):
             m = x.max(axis=-1, keepdims=True)
-            e = xp.exp(x - m)
-            s = e.sum(axis=-1, keepdims=True)
             picked = xp.take_along_axis(x, y[..., None].astype("int64", copy=False), axis=-1)
+            if inplace:
+                e = xp.subtract(x, m, out=x)
+                xp.exp(e, out=e)
+            else:
+                e = xp.exp(x - m)
+            s = e.sum(axis=-1, keepdims=True)
             nll = (xp.log(s) + m - picked)[..., 0]
             e /= s
             return nll, e

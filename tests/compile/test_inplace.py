@@ -114,3 +114,38 @@ def test_fused_programs_share_scratch_buffers_without_mixing_values():
         o1, o2 = f(av, bv)
         np.testing.assert_allclose(o1, r1, rtol=1e-12)
         np.testing.assert_allclose(o2, r2, rtol=1e-12)
+
+
+def _softmax_xent_step(keep_logits: bool):
+    h = T.dmatrix("h")
+    y = T.ivector("y")
+    W = sg.shared(np.random.default_rng(1).normal(size=(4, 6)), name="W")
+    logits = T.dot(h, W)
+    loss = T.mean(T.nnet.categorical_crossentropy(T.nnet.softmax(logits), y))
+    outs = [loss, logits] if keep_logits else [loss]
+    return sg.function([h, y], outs, updates=[(W, W - 0.1 * T.grad(loss, W))]), W
+
+
+@pytest.mark.parametrize("keep_logits", [False, True])
+def test_softmax_crossentropy_and_its_gradient_work_in_the_dying_logits(keep_logits):
+    # the logits die at the fused softmax + crossentropy, whose softmax dies at its gradient:
+    # both may compute in place, unless the logits are also an output
+    f, W = _softmax_xent_step(keep_logits)
+    ops = {type(n.op).__name__ for n in f.program.nodes}
+    assert {"SoftmaxAndCrossentropy1Hot", "CrossentropySoftmax1HotDx"} <= ops
+    inplace_calls = f.source.count("_inplace(")
+    assert inplace_calls == (1 if keep_logits else 2), f.source
+    rng = np.random.default_rng(0)
+    hv, yv = rng.normal(size=(5, 4)) * 30, np.array([0, 5, 2, 2, 1], "int32")
+    w0 = W.get_value()
+    z = hv @ w0
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    sm = e / e.sum(axis=1, keepdims=True)
+    loss = -np.log(sm[np.arange(5), yv]).mean()
+    d = sm.copy()
+    d[np.arange(5), yv] -= 1
+    out = f(hv, yv)
+    np.testing.assert_allclose(out[0], loss, rtol=1e-12)
+    if keep_logits:
+        np.testing.assert_allclose(out[1], z, rtol=1e-12)  # not overwritten by the softmax
+    np.testing.assert_allclose(W.get_value(), w0 - 0.1 * hv.T @ d / 5, rtol=1e-12)
