@@ -11,6 +11,7 @@ from ..ops.elemwise import Elemwise, elemwise
 from ..ops.reduce import BroadcastLike, SumToShape
 from ..ops.shape import Alloc, DimShuffle, MakeVector, Shape
 from ..ops.subtensor import Subtensor
+from .sparse_update import SPARSE_UPDATES
 
 # Ops whose constant result may be large (an Alloc of zeros of shape (H, V)) are not folded:
 # a folded constant would be stored in the function and copied on every use.
@@ -222,4 +223,5 @@ CANONICALIZE = [
     shape_of_known,
     useless_broadcast,
     sum_of_batched_products,
+    *SPARSE_UPDATES,
 ]

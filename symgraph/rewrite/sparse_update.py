@@ -1,0 +1,133 @@
+"""Sparse gradients stay sparse: ``W - lr * inc_subtensor(zeros_like(W)[idx], v)``.
+
+The gradient of an embedding lookup ``E[:, x]`` (or ``E[x]``) is a zero matrix the size of the
+whole vocabulary with a few columns (rows) filled in. Written the natural way, the SGD update
+then allocates that matrix, scatters into it, and makes a full pass over ``E`` to subtract it,
+although only the looked-up columns change. These rewrites move the scale and the add into the
+scatter:
+
+- ``c * inc_subtensor(zeros[idx], v)``  ->  ``inc_subtensor(zeros[idx], c * v)``  (c a scalar;
+  also ``-inc(...)``);
+- ``X + inc_subtensor(zeros[idx], v)``  ->  ``inc_subtensor(X[idx], v)``, and ``X - ...`` with
+  ``-v``, when the zeros have exactly X's shape and dtype.
+
+Only ``inc`` is moved, never ``set``: with repeated indices, ``X + set(zeros[idx], v)`` adds the
+last value once while ``inc`` would add all of them. Outside ``idx`` the results are identical
+(``X + 0`` is ``X``); inside, the sum is formed in a different order, which may differ in the
+last bit. The update then writes into the parameter's own array (see ``compile/inplace.py``).
+"""
+
+from __future__ import annotations
+
+from ..graph import Apply, Constant, Variable
+from ..ops.elemwise import Elemwise, elemwise
+from ..ops.shape import Alloc, DimShuffle, Shape
+from ..ops.subtensor import IncSubtensor, Subtensor
+
+
+def _zeros_inc(v: Variable) -> Apply | None:
+    """The node of ``inc_subtensor(zeros[idx], ...)``, else None."""
+    node = v.owner
+    if node is None or not isinstance(node.op, IncSubtensor) or node.op.set_instead_of_inc:
+        return None
+    base = node.inputs[0]
+    if base.owner is None or not isinstance(base.owner.op, Alloc):
+        return None
+    fill = base.owner.inputs[0]
+    if not (isinstance(fill, Constant) and fill.data.size == 1 and not fill.data.any()):
+        return None
+    return node
+
+
+def _scalar_like(c: Variable, out: Variable) -> Variable | None:
+    """``c`` as a 0-d variable when it is a scalar broadcast to ``out`` (else None)."""
+    if c.ndim > out.ndim or any(s != 1 for s in c.type.shape):
+        return None
+    while c.ndim and c.owner is not None and isinstance(c.owner.op, DimShuffle):
+        c = c.owner.inputs[0]
+    if c.ndim == 0:
+        return c
+    return DimShuffle(c.ndim, ())(c) if all(s == 1 for s in c.type.shape) else None
+
+
+def _as_value_of(c: Variable, value: Variable) -> Variable:
+    return DimShuffle(0, ("x",) * value.ndim)(c) if value.ndim else c
+
+
+def _rebuild_inc(inc: Apply, base: Variable, value: Variable) -> Variable:
+    parts = inc.inputs[2:]
+    return IncSubtensor(inc.op.spec)(base, value, *parts)
+
+
+def scale_into_sparse_gradient(node: Apply) -> list[Variable] | None:
+    """``c * inc(zeros[idx], v)`` -> ``inc(zeros[idx], c * v)``; ``-inc(...)`` likewise."""
+    op = node.op
+    if not isinstance(op, Elemwise) or op.scalar_op.name not in ("mul", "neg"):
+        return None
+    out = node.outputs[0]
+    if op.scalar_op.name == "neg":
+        inc = _zeros_inc(node.inputs[0])
+        if inc is None:
+            return None
+        value = elemwise("neg")(inc.inputs[1])
+    else:
+        if len(node.inputs) != 2:
+            return None
+        for a, b in (node.inputs, node.inputs[::-1]):
+            inc = _zeros_inc(b)
+            c = _scalar_like(a, out) if inc is not None else None
+            if c is not None:
+                break
+        else:
+            return None
+        value = elemwise("mul")(_as_value_of(c, inc.inputs[1]), inc.inputs[1])
+    zeros = inc.inputs[0]
+    if value.dtype != out.dtype or zeros.dtype != out.dtype or zeros.ndim != out.ndim:
+        return None
+    return [_rebuild_inc(inc, zeros, value)]
+
+
+def _same_shape(zeros: Variable, x: Variable) -> bool:
+    """The Alloc ``zeros`` has exactly ``x``'s shape (symbolic ``shape(x)[i]`` or known)."""
+    dims = zeros.owner.inputs[1:]
+    if len(dims) != x.ndim:
+        return False
+    for i, d in enumerate(dims):
+        known = x.type.shape[i]
+        if isinstance(d, Constant):
+            if known is None or int(d.data) != known:
+                return False
+            continue
+        sub = d.owner
+        if sub is None or not isinstance(sub.op, Subtensor) or sub.op.spec != (("int", i),):
+            return False
+        shp = sub.inputs[0].owner
+        if shp is None or not isinstance(shp.op, Shape) or shp.inputs[0] is not x:
+            return False
+    return True
+
+
+def add_sparse_gradient(node: Apply) -> list[Variable] | None:
+    """``X + inc(zeros[idx], v)`` -> ``inc(X[idx], v)``; ``X - inc(...)`` -> ``inc(X[idx], -v)``."""
+    op = node.op
+    if not isinstance(op, Elemwise) or op.scalar_op.name not in ("add", "sub"):
+        return None
+    if len(node.inputs) != 2:
+        return None
+    out = node.outputs[0]
+    a, b = node.inputs
+    pairs = [(a, b), (b, a)] if op.scalar_op.name == "add" else [(a, b)]  # (X, inc)
+    for x, g in pairs:
+        inc = _zeros_inc(g)
+        if inc is None or x.dtype != out.dtype or x.type.shape != out.type.shape:
+            continue
+        if not _same_shape(inc.inputs[0], x):
+            continue
+        value = inc.inputs[1]
+        if op.scalar_op.name == "sub":
+            value = elemwise("neg")(value)
+        return [_rebuild_inc(inc, x, value)]
+    return None
+
+
+SPARSE_UPDATES = [scale_into_sparse_gradient, add_sparse_gradient]
