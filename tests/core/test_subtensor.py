@@ -218,3 +218,34 @@ def test_full_slice_is_a_view_node_usable_by_set_subtensor():
     got_y, got_z = sg.function([x], [y, z])(np.array([1, 2], "float32"))
     np.testing.assert_array_equal(got_y, [3, 3])
     np.testing.assert_array_equal(got_z, [2, 3])
+
+
+@pytest.mark.parametrize(
+    "out_shape, make_index, values_shape",
+    [
+        ((50, 90), lambda r: (r.integers(-50, 50, 120),), (120, 90)),  # rows, negative indices
+        ((50, 90), lambda r: r.integers(0, 50, 120), (120, 90)),  # bare array index
+        ((90, 50), lambda r: (slice(None), r.integers(0, 50, 120)), (90, 120)),  # columns
+        ((8, 40, 30), lambda r: (r.integers(0, 8, 20),), (20, 40, 30)),  # 3-d rows
+        ((50, 90), lambda r: (r.integers(0, 50, 3),), (3, 90)),  # few values: np.add.at
+    ],
+)
+def test_cpu_scatter_add_matches_add_at_for_long_rows(out_shape, make_index, values_shape):
+    from symgraph.backends.numpy import BACKEND
+
+    rng = np.random.default_rng(0)
+    idx = make_index(rng)
+    out = rng.normal(size=out_shape)
+    values = rng.normal(size=values_shape)
+    expected = out.copy()
+    np.add.at(expected, idx, values)
+    BACKEND.scatter_add(out, idx, values)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_cpu_scatter_add_out_of_range_raises_like_numpy():
+    from symgraph.backends.numpy import BACKEND
+
+    out = np.zeros((10, 500))
+    with pytest.raises(IndexError):
+        BACKEND.scatter_add(out, (np.array([1, 10]),), np.ones((2, 500)))
