@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from ..graph import Apply, Variable, toposort
 from .canonicalize import CANONICALIZE, transpose_dot_products
 from .engine import RewriteStats, rewrite_graph
+from .lift import LIFT
 from .scan_merge import merge_equal_scans
 from .stabilize import STABILIZE, share_softmax_with_crossentropy
 
@@ -32,10 +33,10 @@ def optimize(
     if mode == "FAST_COMPILE":
         outputs = rewrite_graph(outputs, [], stats=stats, memo=memo)
         return outputs, toposort(outputs)
-    outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE, stats=stats, memo=memo)
+    outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE + LIFT, stats=stats, memo=memo)
     outputs = merge_equal_scans(outputs)
     # a second walk sees the nodes the first one created (and merges what they duplicate)
-    outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE, stats=stats)
+    outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE + LIFT, stats=stats)
     outputs = transpose_dot_products(outputs)
     outputs = rewrite_graph(outputs, CANONICALIZE, stats=stats)  # merge the new transposes
     outputs = share_softmax_with_crossentropy(outputs)

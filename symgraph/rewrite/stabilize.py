@@ -18,6 +18,7 @@ from ..ops.stable import (
     crossentropy_softmax_op,
     softmax_and_crossentropy_op,
 )
+from ..ops.subtensor import Subtensor
 
 
 def _owner_op(v: Variable, cls) -> Apply | None:
@@ -59,15 +60,43 @@ def crossentropy_softmax(node: Apply) -> list[Variable] | None:
 
 def crossentropy_softmax_grad(node: Apply) -> list[Variable] | None:
     """The backward of the above as built by grad (``SoftmaxGrad(-gz/sm[y], sm)``) ->
-    ``(sm - onehot(y)) * gz``, which has no division by a probability that may be 0."""
+    ``(sm - onehot(y)) * gz``, which has no division by a probability that may be 0.
+
+    Also on the same rows of both (``SoftmaxGrad(ce_grad[a:b], sm[a:b])``, what a gradient
+    restricted to some rows leaves): every op here is row-wise, so the rows are taken from
+    ``gz`` and ``y`` instead.
+    """
     if not isinstance(node.op, SoftmaxGrad):
         return None
     g, sm = node.inputs
     ce = _owner_op(g, CrossentropyCategorical1HotGrad)
-    if ce is None or ce.inputs[1] is not sm:
+    if ce is not None and ce.inputs[1] is sm:
+        gz, _, y = ce.inputs
+        return [crossentropy_softmax_dx_op(gz, sm, y)]
+    rows = _same_row_slice(g, sm)
+    if rows is None:
+        return None
+    ce = _owner_op(g.owner.inputs[0], CrossentropyCategorical1HotGrad)
+    if ce is None or ce.inputs[1] is not sm.owner.inputs[0] or sm.ndim < 2:
         return None
     gz, _, y = ce.inputs
-    return [crossentropy_softmax_dx_op(gz, sm, y)]
+    return [crossentropy_softmax_dx_op(rows(gz), sm, rows(y))]
+
+
+def _same_row_slice(a: Variable, b: Variable):
+    """A function applying the same slice to another tensor, when ``a`` and ``b`` are the same
+    basic slice along axis 0 only (``x[s:e]``, ``y[s:e]`` with the very same bounds)."""
+    oa, ob = _owner_op(a, Subtensor), _owner_op(b, Subtensor)
+    if oa is None or ob is None or oa.op != ob.op:
+        return None
+    if any(x is not y for x, y in zip(oa.inputs[1:], ob.inputs[1:])):
+        return None
+    spec = oa.op.spec
+    if spec[0][0] != "slice" or any(s != ("slice", None, None, None) for s in spec[1:]):
+        return None
+    first = Subtensor(spec[:1])
+    parts = oa.inputs[1:]
+    return lambda v: first(v, *parts)
 
 
 def log1p_rewrite(node: Apply) -> list[Variable] | None:

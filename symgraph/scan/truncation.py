@@ -16,9 +16,17 @@ from ..ops.basic import as_tensor_variable
 
 
 class KeepLastRowsGrad(Op):
-    """Identity; its gradient is zero on every row but the last ``k`` (along axis 0)."""
+    """Identity; its gradient is zero on every row but the last ``k`` (along axis 0).
+
+    The gradient is written as the last rows padded with zeros in front (not as the full
+    gradient with its head overwritten), so that the rewrites in ``symgraph.rewrite.lift`` can
+    see which rows are zero and compute only the others. Once the gradient is built the op is
+    dropped (``identity_forward``).
+    """
 
     __props__ = ("k",)
+    identity_forward = True
+    overrides_gradient = True  # defined, not derived: finite differences would see the identity
 
     def __init__(self, k: int):
         self.k = int(k)
@@ -32,11 +40,12 @@ class KeepLastRowsGrad(Op):
 
     def grad(self, inputs, output_grads):
         from .. import tensor as T
+        from ..rewrite.lift import zero_padded_head
 
         (gz,) = output_grads
-        n = T.shape(gz)[0]
-        dropped = T.maximum(n - self.k, 0)
-        return [T.set_subtensor(gz[:dropped], T.zeros_like(gz[:dropped]))]
+        # the rows counted on the forward value, which exists anyway (gz may not yet)
+        dropped = T.maximum(T.shape(inputs[0])[0] - self.k, 0)
+        return [zero_padded_head(gz[dropped:], dropped)]
 
 
 def keep_last_rows_grad(value: Variable, k: int) -> Variable:
