@@ -155,7 +155,11 @@ def drop_gradient_only_identity(node: Apply) -> list[Variable] | None:
 
 
 def zero_head_through_rowwise(node: Apply) -> list[Variable] | None:
-    """A row-wise op that maps zero rows to zero rows, on a zero-padded head (see module doc)."""
+    """A row-wise op that maps zero rows to zero rows, on a zero-padded head (see module doc).
+
+    The gradient ops' first input is, by construction, the gradient of their output: it has
+    the rows of their other inputs, which are therefore sliced like it.
+    """
     op = node.op
     if isinstance(op, SoftmaxGrad):
         g, sm = node.inputs
