@@ -38,6 +38,13 @@ class NumpyBackend:
         starts = np.flatnonzero(first)
         target[sorted_index[starts]] += np.add.reduceat(vals[order], starts, axis=0)
 
+    @staticmethod
+    def gemm_into(out: np.ndarray, alpha: Any, x: np.ndarray, y: np.ndarray) -> bool:
+        """``out += alpha * x @ y`` in place with one BLAS call; False if it cannot (no SciPy,
+        operands it does not take), and the caller computes it with NumPy instead."""
+        blas = _scipy_blas()
+        return blas is not None and _blas_gemm_into(blas, out, alpha, x, y)
+
     def __repr__(self) -> str:
         return "NumpyBackend()"
 
@@ -79,3 +86,56 @@ def _row_scatter(out: np.ndarray, idx: Any, values: Any) -> tuple | None:
 
 def _is_full_slice(p: Any) -> bool:
     return isinstance(p, slice) and p == slice(None)
+
+
+_BLAS: list = []
+
+
+def _scipy_blas() -> Any:
+    """SciPy's BLAS wrappers (NumPy exposes no ``gemm`` with ``beta``), or None."""
+    if not _BLAS:
+        try:
+            from scipy.linalg import blas
+        except ImportError:  # pragma: no cover - SciPy is a dependency
+            blas = None
+        _BLAS.append(blas)
+    return _BLAS[0]
+
+
+def _blas_gemm_into(blas: Any, out: np.ndarray, alpha: Any, x: np.ndarray, y: np.ndarray) -> bool:
+    """``out += alpha * x @ y`` in place through a BLAS module with Fortran-order ``gemm``
+    (``scipy.linalg.blas``); False when the operands do not suit it (the caller falls back).
+
+    A C-ordered ``out`` is a Fortran-ordered ``out.T``, so ``out.T += alpha * y.T @ x.T`` is
+    computed; each operand is handed over as whichever of itself and its transpose is
+    Fortran-ordered, with the matching transpose flag, so nothing is copied.
+    """
+    if out.dtype != x.dtype or out.dtype != y.dtype or out.shape != (x.shape[0], y.shape[1]):
+        return False
+    routine = {"float32": "sgemm", "float64": "dgemm"}.get(out.dtype.name)
+    if routine is None or 0 in out.shape or x.shape[1] == 0:
+        return False
+    if out.flags.c_contiguous:
+        c, a, b = out.T, y.T, x.T  # out.T = alpha * y.T @ x.T + out.T
+    elif out.flags.f_contiguous:
+        c, a, b = out, x, y
+    else:
+        return False
+    a, trans_a = _fortran_operand(a)
+    b, trans_b = _fortran_operand(b)
+    if a is None or b is None:
+        return False
+    result = getattr(blas, routine)(
+        alpha, a, b, beta=1.0, c=c, trans_a=trans_a, trans_b=trans_b, overwrite_c=1
+    )
+    if result is not c and not np.shares_memory(result, c):  # BLAS copied: keep its result
+        c[...] = result
+    return True
+
+
+def _fortran_operand(m: np.ndarray) -> tuple[np.ndarray | None, int]:
+    if m.flags.f_contiguous:
+        return m, 0
+    if m.flags.c_contiguous:
+        return m.T, 1  # m.T is Fortran-ordered; BLAS transposes it back
+    return None, 0

@@ -426,14 +426,14 @@ _MISSING = object()
 def _may_alias_state(v: Variable) -> bool:
     """True when ``v``'s value may share memory with an input, shared or constant value: it is
     one, or a view of one through ops that do not always return fresh arrays."""
-    from .inplace import FRESH
+    from .inplace import returns_fresh
 
     stack, seen = [v], set()
     while stack:
         v = stack.pop()
         if v.owner is None:
             return True
-        if id(v) in seen or isinstance(v.owner.op, FRESH):
+        if id(v) in seen or returns_fresh(v.owner):
             continue
         seen.add(id(v))
         stack.extend(v.owner.inputs)

@@ -11,6 +11,7 @@ from ..ops.elemwise import Elemwise, elemwise
 from ..ops.reduce import BroadcastLike, SumToShape
 from ..ops.shape import Alloc, DimShuffle, MakeVector, Shape
 from ..ops.subtensor import Subtensor
+from .gemm import gemm_products
 from .sparse_update import SPARSE_UPDATES
 
 # Ops whose constant result may be large (an Alloc of zeros of shape (H, V)) are not folded:
@@ -224,4 +225,5 @@ CANONICALIZE = [
     useless_broadcast,
     sum_of_batched_products,
     *SPARSE_UPDATES,
+    gemm_products,
 ]

@@ -18,6 +18,7 @@ import pytest
 import symgraph.ops
 import symgraph.tensor as T
 from symgraph.graph import Op
+from symgraph.ops.gemm import gemm
 from symgraph.ops.reduce import broadcast_like, sum_to_shape_op
 from symgraph.ops.shape import make_vector
 from symgraph.ops.stable import crossentropy_softmax_op, softmax_and_crossentropy_op
@@ -93,6 +94,11 @@ GRAD_CASES = {
             [u(3, 4)],
             {"extra_inputs": [LABELS]},
         ),
+    ],
+    "Gemm": [
+        (lambda z, a, x, y: gemm(z, a, x, y), [u(3, 2), np.array(0.7), u(3, 4), u(4, 2)], {}),
+        # z broadcast along its first axis
+        (lambda z, a, x, y: gemm(z, a, x, y), [u(1, 2), np.array(-1.3), u(3, 4), u(4, 2)], {}),
     ],
     "Shape": [(lambda x: x.sum() * T.cast(x.shape[0], "float64"), [u(3, 2)], {})],
     "DimShuffle": [

@@ -1,0 +1,68 @@
+"""``z ± c * dot(x, y)`` -> ``gemm(z, ±c, x, y)``: the product is added into ``z`` by BLAS.
+
+Matches the SGD step of a weight matrix (``W - lr * gW`` with ``gW = dot(a.T, b)``) and any
+matrix plus a scaled matrix product. Only matrices of one float dtype, and only when ``z``
+already has the result's shape (``z`` is not broadcast up by the sum), so that ``gemm`` can
+accumulate into ``z`` itself when ``z`` dies there.
+"""
+
+from __future__ import annotations
+
+from ..graph import Apply, Variable
+from ..ops.basic import constant
+from ..ops.blas import Dot
+from ..ops.elemwise import Elemwise, elemwise
+from ..ops.gemm import gemm
+from .sparse_update import _scalar_like
+
+
+def _scaled_product(v: Variable, out: Variable) -> tuple[Variable, Variable, Variable] | None:
+    """``(c, x, y)`` when ``v`` is ``dot(x, y)``, ``c * dot(x, y)`` or ``dot(x, y) * c``."""
+    node = v.owner
+    if node is None:
+        return None
+    if isinstance(node.op, Dot):
+        x, y = node.inputs
+        return constant(1.0, dtype=out.dtype), x, y
+    if not isinstance(node.op, Elemwise) or node.op.scalar_op.name != "mul":
+        return None
+    if len(node.inputs) != 2:
+        return None
+    for a, b in (node.inputs, node.inputs[::-1]):
+        if b.owner is not None and isinstance(b.owner.op, Dot):
+            c = _scalar_like(a, out)
+            if c is not None:
+                x, y = b.owner.inputs
+                return c, x, y
+    return None
+
+
+def gemm_products(node: Apply) -> list[Variable] | None:
+    """``z + c * dot(x, y)``, ``c * dot(x, y) + z`` and ``z - c * dot(x, y)`` -> ``gemm``."""
+    op = node.op
+    if not isinstance(op, Elemwise) or op.scalar_op.name not in ("add", "sub"):
+        return None
+    if len(node.inputs) != 2:
+        return None
+    out = node.outputs[0]
+    if out.ndim != 2 or out.dtype not in ("float32", "float64"):
+        return None
+    a, b = node.inputs
+    pairs = [(a, b), (b, a)] if op.scalar_op.name == "add" else [(a, b)]  # (z, product)
+    for z, p in pairs:
+        if (
+            z.ndim != 2
+            or z.dtype != out.dtype
+            or any(zs == 1 and os != 1 for zs, os in zip(z.type.shape, out.type.shape))
+        ):
+            continue  # z must not be known to broadcast up
+        found = _scaled_product(p, out)
+        if found is None:
+            continue
+        c, x, y = found
+        if x.ndim != 2 or y.ndim != 2 or {c.dtype, x.dtype, y.dtype} != {out.dtype}:
+            continue
+        if op.scalar_op.name == "sub":
+            c = elemwise("neg")(c)
+        return [gemm(z, c, x, y)]
+    return None
