@@ -195,13 +195,34 @@ def scan(
     node = parts.build()
     results = list(node.outputs)
     if mode != "FAST_COMPILE":
-        from .rewrites import optimize_scan
-
-        results = optimize_scan(node)
+        results = _optimized(node)
     user = []
     for (init, taps), r in zip(infos, results):
         user.append(r[-min(taps) :] if init is not None else r)
     return (user[0] if len(user) == 1 else user), ScanUpdates()
+
+
+def _optimized(node) -> list[Variable]:
+    """The outputs of ``node`` after loop fission (``symgraph.scan.fission``) and the rewrites
+    that move work out of each loop."""
+    from .fission import split_scan
+    from .rewrites import optimize_scan
+
+    chain = split_scan(node)
+    if chain is None:
+        return optimize_scan(node)
+    results: list = [None] * len(node.outputs)
+    moved: dict = {}  # outputs of a loop before its rewrites -> after
+    for part, positions in chain:
+        built = part
+        if moved:  # a later loop reads an earlier one's outputs: read the rewritten ones
+            built = part.op.make_node(*clone_replace(part.inputs, moved))
+        outs = optimize_scan(built)
+        moved.update(zip(part.outputs, outs))
+        for j, p in enumerate(positions):
+            if p is not None:
+                results[j] = outs[p]
+    return results
 
 
 # -- argument parsing ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from ..ops.scalar import is_float
 from ..ops.subtensor import IncSubtensor
 from .op import OutSpec, Scan
 from .parts import Out, ScanParts, fresh
-from .utils import is_zero, merge_equal
+from .utils import graph_key, is_zero, merge_equal
 from .vectorize import vectorize
 
 
@@ -46,7 +46,19 @@ def scan_grad(node: Apply, output_grads: list[Variable]) -> list:
             f"gradient through {op}: this loop is itself a gradient; second-order gradients "
             "through scan are not supported"
         )
-    return _Backward(node, output_grads).build()
+    # Tutorial code asks for each gradient separately (``T.grad(cost, U)``, ``T.grad(cost,
+    # W)``...): each call sends the loop output gradients that are equal graph for graph. One
+    # backward loop serves them all, so a chain of loops (see ``fission.py``) is built once,
+    # not once per call (merging equal loops after the fact sees one link of a chain at a time).
+    key = graph_key(list(node.inputs) + list(output_grads))
+    cache = op.__dict__.setdefault("_grad_cache", {})
+    hit = cache.get(key) if key is not None else None
+    if hit is not None:
+        return list(hit[1])
+    grads = _Backward(node, output_grads).build()
+    if key is not None:
+        cache[key] = (list(output_grads), grads)  # keeps the keyed leaves alive
+    return list(grads)
 
 
 class _Backward:

@@ -80,3 +80,35 @@ def users(outputs: Sequence[Variable]) -> dict[int, list]:
         for v in node.inputs:
             out.setdefault(id(v), []).append(node)
     return out
+
+
+def graph_key(variables: Sequence[Variable]) -> tuple | None:
+    """A hashable key equal for graphs equal node for node (same ops, same leaves, same
+    constants); ``None`` if something in them is not a graph variable."""
+    ids: dict[int, int] = {}  # variable id -> small int naming its structure
+    table: dict[tuple, int] = {}
+
+    def leaf(v) -> int:
+        k = ("c", v.signature()) if isinstance(v, Constant) else ("v", id(v))
+        return table.setdefault(k, len(table))
+
+    if not all(isinstance(v, Variable) for v in variables):
+        return None
+    for v in variables:
+        if v.owner is None:
+            ids[id(v)] = leaf(v)
+    for node in toposort(variables):
+        args = []
+        for i in node.inputs:
+            if id(i) not in ids:
+                ids[id(i)] = leaf(i)
+            args.append(ids[id(i)])
+        try:
+            k = (node.op, tuple(args))
+            hash(k)
+        except TypeError:
+            return None
+        base = table.setdefault(k, len(table))
+        for j, o in enumerate(node.outputs):
+            ids[id(o)] = table.setdefault(("o", base, j), len(table))
+    return tuple(ids[id(v)] for v in variables)
