@@ -1,14 +1,15 @@
 """``z ± c * dot(x, y)`` -> ``gemm(z, ±c, x, y)``: the product is added into ``z`` by BLAS.
 
-Matches the SGD step of a weight matrix (``W - lr * gW`` with ``gW = dot(a.T, b)``) and any
-matrix plus a scaled matrix product. Only matrices of one float dtype, and only when ``z``
-already has the result's shape (``z`` is not broadcast up by the sum), so that ``gemm`` can
-accumulate into ``z`` itself when ``z`` dies there.
+Matches the SGD step of a weight matrix (``W - lr * gW`` with ``gW = dot(a.T, b)``): ``z`` is a
+shared variable, matrices of one float dtype, and ``z`` is not broadcast up by the sum, so that
+``gemm`` can accumulate into the weight's own array when the sum is its update. Elsewhere (``z`` an
+intermediate that lives on, a step input of a loop) the copy of ``z`` would cost more than the
+pass it saves, and the add is better fused with the elementwise work around it.
 """
 
 from __future__ import annotations
 
-from ..graph import Apply, Variable
+from ..graph import Apply, SharedVariable, Variable
 from ..ops.basic import constant
 from ..ops.blas import Dot
 from ..ops.elemwise import Elemwise, elemwise
@@ -51,7 +52,8 @@ def gemm_products(node: Apply) -> list[Variable] | None:
     pairs = [(a, b), (b, a)] if op.scalar_op.name == "add" else [(a, b)]  # (z, product)
     for z, p in pairs:
         if (
-            z.ndim != 2
+            not isinstance(z, SharedVariable)  # an update: z dies here and takes the sum
+            or z.ndim != 2
             or z.dtype != out.dtype
             or any(zs == 1 and os != 1 for zs, os in zip(z.type.shape, out.type.shape))
         ):

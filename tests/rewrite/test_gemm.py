@@ -36,6 +36,16 @@ def test_sgd_step_of_a_weight_matrix_is_one_gemm_into_the_weight(dtype):
     np.testing.assert_allclose(W.get_value(), w0 - 0.1 * av.T @ bv, rtol=rtol, atol=rtol)
 
 
+def _update_pair(build, zv, mode):
+    Z = sg.shared(zv.copy(), name="Z")
+    x, y = T.dmatrix("x"), T.dmatrix("y")
+    c = T.dscalar("c")
+    f = sg.function(
+        [x, y, c], [], updates=[(Z, build(Z, x, y, c))], mode=mode, on_unused_input="ignore"
+    )
+    return f, Z
+
+
 @pytest.mark.parametrize(
     "build, x_shape, y_shape",
     [
@@ -44,36 +54,45 @@ def test_sgd_step_of_a_weight_matrix_is_one_gemm_into_the_weight(dtype):
         (lambda z, x, y, c: z - T.dot(x, y), (3, 4), (4, 2)),
         (lambda z, x, y, c: T.dot(x, y) + z, (3, 4), (4, 2)),
         (lambda z, x, y, c: z - c * T.dot(x.T, y.T), (4, 3), (2, 4)),  # transposed operands
+        (lambda z, x, y, c: z - c * T.dot(x, y), (3, 200), (200, 2)),  # long inner axis
     ],
 )
 def test_gemm_forms_agree_with_the_unrewritten_graph(build, x_shape, y_shape):
-    z, x, y = T.dmatrix("z"), T.dmatrix("x"), T.dmatrix("y")
-    c = T.dscalar("c")
-    out = build(z, x, y, c)
-    fast = sg.function([z, x, y, c], out, on_unused_input="ignore")
-    plain = sg.function([z, x, y, c], out, mode="FAST_COMPILE", on_unused_input="ignore")
-    assert Gemm in _ops(fast) and Gemm not in _ops(plain)
     rng = np.random.default_rng(1)
     zv = rng.normal(size=(3, 2))
-    xv, yv = rng.normal(size=x_shape), rng.normal(size=y_shape)
-    z_before = zv.copy()
-    np.testing.assert_allclose(fast(zv, xv, yv, 0.3), plain(zv, xv, yv, 0.3), rtol=1e-12)
-    np.testing.assert_array_equal(zv, z_before)  # an input is never written
+    fast, Z1 = _update_pair(build, zv, "FAST_RUN")
+    plain, Z2 = _update_pair(build, zv, "FAST_COMPILE")
+    assert Gemm in _ops(fast) and Gemm not in _ops(plain)
+    for _ in range(2):
+        xv, yv = rng.normal(size=x_shape), rng.normal(size=y_shape)
+        fast(xv, yv, 0.3)
+        plain(xv, yv, 0.3)
+        np.testing.assert_allclose(Z1.get_value(), Z2.get_value(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("layout", ["C", "F", "view"])
-def test_gemm_accumulates_for_every_memory_layout(layout, monkeypatch):
+def test_gemm_accumulates_for_every_memory_layout(layout):
     # F-ordered and sliced operands go to BLAS with transpose flags or fall back to NumPy
-    z, x, y = T.dmatrix("z"), T.dmatrix("x"), T.dmatrix("y")
-    f = sg.function([z, x, y], z - 0.5 * T.dot(x, y))
     rng = np.random.default_rng(2)
     base = rng.normal(size=(8, 10))
     zv = {"C": base[:4, :5].copy(), "F": np.asfortranarray(base[:4, :5]), "view": base[:4, :5]}
-    xv = {"C": base[:4, :3].copy(), "F": np.asfortranarray(base[:4, :3]), "view": base[:4, ::3]}
-    yv = rng.normal(size=(6, 5))
-    xl, zl = xv[layout], zv[layout]
-    y_in = yv[:3] if xl.shape[1] == 3 else yv[:4]
-    np.testing.assert_allclose(f(zl, xl, y_in), zl - 0.5 * xl @ y_in, rtol=1e-12)
+    xv = {"C": base[:4, :3].copy(), "F": np.asfortranarray(base[:4, :3]), "view": base[:4, :9:3]}
+    Z = sg.shared(zv[layout], name="Z", borrow=True)
+    x, y = T.dmatrix("x"), T.dmatrix("y")
+    f = sg.function([x, y], [], updates=[(Z, Z - 0.5 * T.dot(x, y))])
+    assert Gemm in _ops(f)
+    expected = zv[layout] - 0.5 * xv[layout] @ rng.normal(size=(3, 5))
+    rng = np.random.default_rng(2)
+    rng.normal(size=(8, 10))
+    f(xv[layout], rng.normal(size=(3, 5)))
+    np.testing.assert_allclose(Z.get_value(), expected, rtol=1e-12)
+
+
+def test_an_intermediate_z_is_left_to_the_elementwise_fusion():
+    # z + dot(x, y) with z an input or intermediate: the add fuses with the work around it
+    z, x, y = T.dmatrix("z"), T.dmatrix("x"), T.dmatrix("y")
+    f = sg.function([z, x, y], T.tanh(z + T.dot(x, y)))
+    assert Gemm not in _ops(f) and Dot in _ops(f)
 
 
 def test_without_scipy_gemm_computes_the_same_with_numpy(monkeypatch):
