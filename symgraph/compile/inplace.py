@@ -145,11 +145,20 @@ def inplace_line(outs: str, fname: str, args: list[str], pos: int, node: Apply) 
     target = args[pos]
     if not isinstance(node.op, Elemwise):
         return f"{outs} = {fname}_inplace({', '.join(args)})"
-    others = [
-        a for a, v in zip(args, node.inputs) if v.ndim == node.outputs[0].ndim and a != target
-    ]
+    ndim = node.outputs[0].ndim
+    checks = []
+    for a, v in zip(args, node.inputs):
+        if v.ndim == 0 or a == target:
+            continue
+        # The result has the target's shape when every other operand broadcasts against it:
+        # an axis the operand is known to have length 1 on does (a bias row added to a batch);
+        # every other axis must match at run time. Fewer axes align with the trailing ones.
+        lead = ndim - v.ndim
+        axes = [i for i, n in enumerate(v.type.shape) if n != 1]
+        if v.ndim == ndim and len(axes) == ndim:
+            checks.append(f"{target}.shape == {a}.shape")
+        else:
+            checks += [f"{target}.shape[{lead + i}] == {a}.shape[{i}]" for i in axes]
     call = f"{fname}({', '.join(args)})"
-    guard = f"type({target}) is __ndarray"
-    if others:
-        guard += " and " + " and ".join(f"{target}.shape == {o}.shape" for o in others)
+    guard = " and ".join([f"type({target}) is __ndarray", *checks])
     return f"{outs} = {fname}({', '.join(args)}, out={target}) if {guard} else {call}"

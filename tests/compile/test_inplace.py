@@ -149,3 +149,24 @@ def test_softmax_crossentropy_and_its_gradient_work_in_the_dying_logits(keep_log
     if keep_logits:
         np.testing.assert_allclose(out[1], z, rtol=1e-12)  # not overwritten by the softmax
     np.testing.assert_allclose(W.get_value(), w0 - 0.1 * hv.T @ d / 5, rtol=1e-12)
+
+
+def test_a_bias_row_broadcast_against_a_dying_batch_is_added_in_place():
+    h = T.dmatrix("h")
+    W = T.dmatrix("W")
+    b = T.dvector("b")
+    f = sg.function([h, W, b], T.dot(h, W) + b.dimshuffle("x", 0), mode="FAST_COMPILE")
+    assert "out=" in f.source and ".shape[1] ==" in f.source  # only the bias's long axis
+    hv, wv, bv = np.ones((4, 3)), np.ones((3, 5)), np.arange(5.0)
+    np.testing.assert_allclose(f(hv, wv, bv), hv @ wv + bv)
+
+
+@pytest.mark.parametrize("target_shape", [(4, 1), (1, 5), (4, 5)])
+def test_an_operand_with_fewer_axes_never_writes_a_result_of_another_shape(target_shape):
+    # exp(x) dies at the add; it may take the result only when the sum has its shape
+    x = T.dmatrix("x")
+    v = T.dvector("v")
+    f = sg.function([x, v], T.exp(x) + v, mode="FAST_COMPILE")
+    assert "out=" in f.source
+    xv, vv = np.zeros(target_shape), np.arange(5.0)
+    np.testing.assert_allclose(f(xv, vv), np.exp(xv) + vv)
