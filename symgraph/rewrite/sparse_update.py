@@ -9,7 +9,9 @@ scatter:
 - ``c * inc_subtensor(zeros[idx], v)``  ->  ``inc_subtensor(zeros[idx], c * v)``  (c a scalar;
   also ``-inc(...)``);
 - ``X + inc_subtensor(zeros[idx], v)``  ->  ``inc_subtensor(X[idx], v)``, and ``X - ...`` with
-  ``-v``, when the zeros have exactly X's shape and dtype.
+  ``-v``, when the zeros have exactly X's shape and dtype. X may itself be such a gradient: the
+  gradient of ``W`` used as ``W[0]``, ``W[1]``, ... is then one zeros array incremented slice by
+  slice, in place, instead of a sum of one zeros-sized array per slice.
 
 Only ``inc`` is moved, never ``set``: with repeated indices, ``X + set(zeros[idx], v)`` adds the
 last value once while ``inc`` would add all of them. Outside ``idx`` the results are identical
@@ -92,6 +94,13 @@ def _same_shape(zeros: Variable, x: Variable) -> bool:
     dims = zeros.owner.inputs[1:]
     if len(dims) != x.ndim:
         return False
+    base = x
+    while base.owner is not None and isinstance(base.owner.op, IncSubtensor):
+        base = base.owner.inputs[0]  # an inc has the shape of what it increments
+    if base.owner is not None and isinstance(base.owner.op, Alloc):
+        other = base.owner.inputs[1:]
+        if len(other) == len(dims) and all(a is b for a, b in zip(dims, other)):
+            return True  # the gradient of W[0] plus the gradient of W[1]: same Alloc shape
     for i, d in enumerate(dims):
         known = x.type.shape[i]
         if isinstance(d, Constant):

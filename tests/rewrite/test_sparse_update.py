@@ -111,3 +111,22 @@ def test_a_zeros_of_another_shape_is_not_moved():
     y = X + T.inc_subtensor(z[i], T.ones((1, 2)))
     f = sg.function([X, i], y)
     np.testing.assert_allclose(f(np.zeros((3, 2)), np.array([0], "int32")), np.ones((3, 2)))
+
+
+def test_gradients_of_several_slices_fill_one_zeros_array_in_place():
+    # W[0], W[1], W[2] used separately (GRUTheano's gates): the gradient of W is one zeros
+    # array incremented slice by slice, not a sum of three W-sized arrays
+    rng = np.random.default_rng(3)
+    W = sg.shared(rng.normal(size=(3, 4, 4)), name="W")
+    h = T.dvector("h")
+    cost = sum(T.sum(T.tanh(W[k].dot(h)) * (k + 1)) for k in range(3))
+    gW = T.grad(cost, W)
+    fast = sg.function([h], gW)
+    plain = sg.function([h], gW, mode="FAST_COMPILE")
+    nodes = _nodes(fast)
+    assert sum(isinstance(n.op, Alloc) for n in nodes) == 1
+    incs = [n for n in nodes if isinstance(n.op, IncSubtensor)]
+    assert len(incs) == 3 and not any(str(n.op) == "add" for n in nodes)
+    assert fast.source.count("_inplace(") == 3  # into the fresh zeros, then each result
+    hv = rng.normal(size=4)
+    np.testing.assert_allclose(fast(hv), plain(hv), rtol=1e-13)
