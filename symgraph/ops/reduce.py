@@ -230,6 +230,38 @@ class SumToShape(Op):
 sum_to_shape_op = SumToShape()
 
 
+class SumToShapeOf(Op):
+    """``SumToShape`` given the target shape (an int vector) instead of an array of that shape.
+
+    The compiler swaps it in late (``symgraph/rewrite/memory.py``): ``SumToShape(g, x)`` keeps
+    ``x`` alive just for its shape, which stops the buffer of a large ``x`` (the logits before
+    their bias) from being reused in place.
+    """
+
+    __props__ = ("out_shape",)
+    differentiable = False  # introduced after gradients are built
+
+    def __init__(self, out_shape: tuple):
+        self.out_shape = tuple(out_shape)
+
+    def make_node(self, g: Any, shape: Any) -> Apply:
+        g, shape = as_tensor_variable(g), as_tensor_variable(shape)
+        return Apply(self, [g, shape], [TensorType(g.dtype, self.out_shape)])
+
+    def make_impl(self, node, backend):
+        def sum_to_shape_of(g, shape):
+            gs, xs = g.shape, tuple(int(s) for s in shape)
+            if gs == xs:
+                return g
+            lead = len(gs) - len(xs)
+            axes = tuple(range(lead)) + tuple(
+                lead + i for i, s in enumerate(xs) if s == 1 and gs[lead + i] != 1
+            )
+            return g.sum(axis=axes).reshape(xs)
+
+        return sum_to_shape_of
+
+
 def sum_to_shape_of(g: Variable, x: Variable) -> Variable:
     """``g`` reduced to ``x``'s shape; skipped when the static shapes prove it unnecessary."""
     gs, xs = g.type.shape, x.type.shape

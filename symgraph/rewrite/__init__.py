@@ -1,6 +1,6 @@
 """The rewrite pipeline: one explicit, ordered list of graph rewrites run before linking.
 
-FAST_RUN:      merge/CSE + constant folding + canonicalize -> stabilize -> fusion
+FAST_RUN:      merge/CSE + constant folding + canonicalize -> stabilize -> memory -> fusion
 FAST_COMPILE:  merge/CSE only
 DEBUG_MODE:    as FAST_RUN; ``function`` then checks every node against the original graph
 """
@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..graph import Apply, Variable, toposort
+from ..ops.shape import Shape
 from .canonicalize import CANONICALIZE, transpose_dot_products
 from .engine import RewriteStats, rewrite_graph
 from .lift import LIFT
+from .memory import MEMORY
 from .scan_merge import merge_equal_scans
 from .stabilize import STABILIZE, share_softmax_with_crossentropy
 
@@ -40,8 +42,33 @@ def optimize(
     outputs = transpose_dot_products(outputs)
     outputs = rewrite_graph(outputs, CANONICALIZE, stats=stats)  # merge the new transposes
     outputs = share_softmax_with_crossentropy(outputs)
+    outputs = rewrite_graph(outputs, MEMORY, stats=stats)
     outputs = _fuse(outputs)
-    return outputs, toposort(outputs)
+    return outputs, shapes_first(toposort(outputs))
+
+
+def shapes_first(nodes: list[Apply]) -> list[Apply]:
+    """``nodes`` with each ``Shape`` node moved up to just after the node producing its input.
+
+    A shape read late in the backward pass would keep a large array alive until then (and so
+    out of the linker's in-place reuse); taken at once, it lets the array die at its last real use.
+    """
+    shape_of: dict[int, list[Apply]] = {}
+    early: list[Apply] = []
+    for n in nodes:
+        if isinstance(n.op, Shape):
+            x = n.inputs[0]
+            (early if x.owner is None else shape_of.setdefault(id(x.owner), [])).append(n)
+    if not early and not shape_of:
+        return nodes
+    moved = {id(n) for n in early} | {id(n) for ns in shape_of.values() for n in ns}
+    ordered = list(early)
+    for n in nodes:
+        if id(n) in moved:
+            continue
+        ordered.append(n)
+        ordered.extend(shape_of.get(id(n), ()))
+    return ordered
 
 
 def _fuse(outputs: list[Variable]) -> list[Variable]:
