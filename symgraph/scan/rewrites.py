@@ -19,6 +19,7 @@ them to the backward loop), so gradients are built from the lean loop; the pipel
 from __future__ import annotations
 
 from ..graph import Apply, Constant, Variable, ancestors, clone_replace, toposort
+from ..ops.blas import Dot, contiguous
 from ..ops.elemwise import Elemwise
 from ..ops.shape import DimShuffle
 from .op import OutSpec, Scan
@@ -102,12 +103,29 @@ def _hoist_invariants(node: Apply):
     parts = ScanParts.of(node)
     outer_of = {id(i): o for o, i in parts.nonseqs}
     values = clone_replace(hoist, {i: outer_of[id(i)] for i in nonseqs})
+    right_of_matmul = {
+        id(n.inputs[1])
+        for n in toposort(outputs)
+        if isinstance(n.op, Dot) and n.inputs[0].ndim == 2 and n.inputs[1].ndim == 2
+    }
     replace = {}
     for v, outer in zip(hoist, values):
+        if id(v) in right_of_matmul and _transposes(v):
+            outer = contiguous(outer)  # copied once per call, read at every step
         ph = fresh(v, _label(v, "hoisted"))
         parts.nonseqs.append((outer, ph))
         replace[v] = ph
     return _rebuild(node, parts, replace)
+
+
+def _transposes(v: Variable) -> bool:
+    """``v`` is a matrix transposed by a DimShuffle (a Fortran-ordered view)."""
+    return (
+        v.owner is not None
+        and isinstance(v.owner.op, DimShuffle)
+        and v.ndim == 2
+        and [a for a in v.owner.op.new_order if a != "x"] == [1, 0]
+    )
 
 
 def _push_out_sequence_work(node: Apply):

@@ -18,6 +18,7 @@ import pytest
 import symgraph.ops
 import symgraph.tensor as T
 from symgraph.graph import Op
+from symgraph.ops.blas import contiguous
 from symgraph.ops.gemm import gemm
 from symgraph.ops.reduce import broadcast_like, sum_to_shape_op
 from symgraph.ops.shape import make_vector
@@ -95,6 +96,7 @@ GRAD_CASES = {
             {"extra_inputs": [LABELS]},
         ),
     ],
+    "Contiguous": [(lambda x: contiguous(x.T) * T.arange(3.0), [u(3, 2)], {})],
     "Gemm": [
         (lambda z, a, x, y: gemm(z, a, x, y), [u(3, 2), np.array(0.7), u(3, 4), u(4, 2)], {}),
         # z broadcast along its first axis

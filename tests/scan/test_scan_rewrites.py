@@ -250,3 +250,29 @@ def test_keep_last_rows_grad_is_the_identity_with_a_masked_gradient():
     np.testing.assert_array_equal(g, np.vstack([np.zeros((2, 3)), w[2:]]))
     _, g_short = sg.function([x], [y, T.grad(T.sum(y), x)])(np.ones((1, 3)))
     np.testing.assert_array_equal(g_short, np.ones((1, 3)))  # fewer rows than k: all pass
+
+
+def test_a_transposed_weight_multiplied_by_a_matrix_each_step_is_copied_once_in_c_order():
+    from symgraph.ops.blas import Contiguous
+
+    rng = np.random.default_rng(5)
+    W = sg.shared(rng.normal(size=(H, H)), name="W")
+    hs = T.dtensor3("hs")  # [steps, batch, H]
+
+    def step(h_t, acc):
+        return T.tanh(T.dot(acc, W.T) + h_t)  # batch x H times a transposed weight
+
+    out, _ = sg.scan(step, sequences=hs, outputs_info=T.zeros_like(hs[0]))
+    (node,) = scan_nodes_in([out])
+    outer = [i for i in node.inputs if i.owner is not None and isinstance(i.owner.op, Contiguous)]
+    assert len(outer) == 1 and isinstance(outer[0].owner.inputs[0].owner.op, DimShuffle)
+    f = sg.function([hs], out[-1])
+    hv = rng.normal(size=(5, 3, H))
+    expected = np.zeros((3, H))
+    for t in range(5):
+        expected = np.tanh(expected @ W.get_value().T + hv[t])
+    np.testing.assert_allclose(f(hv), expected, rtol=1e-12)
+    # a matrix times a vector is as fast on the transposed layout: no copy there
+    v, _ = sg.scan(lambda h_t, s: T.dot(W.T, s) + h_t, sequences=hs[0], outputs_info=hs[0, 0])
+    (vnode,) = scan_nodes_in([v])
+    assert not any(i.owner is not None and isinstance(i.owner.op, Contiguous) for i in vnode.inputs)
