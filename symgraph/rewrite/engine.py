@@ -56,8 +56,8 @@ def rewrite_graph(
             current = node.clone_with_new_inputs(new_inputs)
         outs: list[Variable] = list(current.outputs)
         for _ in range(50):  # rewrites must terminate; 50 is far more than any chain needs
-            owner = outs[0].owner
-            if owner is None or any(o.owner is not owner for o in outs):
+            owner = _whole_node(outs)
+            if owner is None:
                 break
             for rw in rewrites:
                 replacement = rw(owner)
@@ -72,8 +72,8 @@ def rewrite_graph(
                 break
             else:
                 break
-        owner = outs[0].owner
-        if cse and owner is not None and all(o.owner is owner for o in outs):
+        owner = _whole_node(outs)
+        if cse and owner is not None:
             key = (owner.op, tuple(id(i) for i in owner.inputs))
             prev = table.get(key)
             if prev is not None:
@@ -84,6 +84,19 @@ def rewrite_graph(
             memo[id(old)] = new
             done.add(id(new))
     return [merge_constant(memo.get(id(o), o)) for o in outputs]
+
+
+def _whole_node(outs: Sequence[Variable]) -> Apply | None:
+    """The node whose outputs are exactly ``outs`` (all of them, in order), else None.
+
+    A rewrite may replace a node by ONE output of a multi-output node (``x ** 1`` -> output 2 of
+    a Scan): that variable is not the Scan node itself, so neither rewriting nor CSE may treat it
+    as such (CSE would hand back the Scan's output list, and output 0 would take its place).
+    """
+    owner = outs[0].owner
+    if owner is None or len(outs) != len(owner.outputs):
+        return None
+    return owner if all(o is p for o, p in zip(outs, owner.outputs)) else None
 
 
 def _check_replacement(rw: LocalRewrite, node: Apply, replacement: Sequence[Variable]) -> None:
