@@ -1,7 +1,7 @@
 """The rewrite pipeline: one explicit, ordered list of graph rewrites run before linking.
 
 FAST_RUN:      merge/CSE + constant folding + canonicalize -> stabilize -> memory -> fusion
-FAST_COMPILE:  merge/CSE only
+FAST_COMPILE:  merge/CSE only (of nodes and of loops)
 DEBUG_MODE:    as FAST_RUN; ``function`` then checks every node against the original graph
 """
 
@@ -34,6 +34,8 @@ def optimize(
     outputs = list(outputs)
     if mode == "FAST_COMPILE":
         outputs = rewrite_graph(outputs, [], stats=stats, memo=memo)
+        # merging loops is CSE too (a forward loop extended for its gradient: scan/store.py)
+        outputs = merge_equal_scans(outputs)
         return outputs, toposort(outputs)
     outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE + LIFT, stats=stats, memo=memo)
     outputs = merge_equal_scans(outputs)

@@ -74,12 +74,29 @@ def structural_key(op) -> tuple | None:
     return key
 
 
+def _extends(longer: tuple, shorter: tuple) -> bool:
+    """``longer`` is the loop ``shorter`` with outputs appended (stored per-step values that
+    the loop computes anyway): same settings and inner graph, the same first outputs."""
+    if longer[0] is not shorter[0] or longer[2] != shorter[2]:
+        return False
+    s_long, s_short = longer[1], shorter[1]
+    outs_long, outs_short = s_long[1], s_short[1]
+    if s_long[:1] + s_long[2:] != s_short[:1] + s_short[2:]:
+        return False
+    n = len(outs_short)
+    return tuple(outs_long[:n]) == tuple(outs_short) and longer[3][:n] == shorter[3]
+
+
 def merge_equal_scans(outputs: Sequence[Variable]) -> list[Variable]:
+    """Loops equal node for node over the same inputs become one; so does a loop whose
+    outputs another loop over the same inputs computes too (a forward loop that its gradient
+    asked to store some per-step values: see ``symgraph/scan/grad.py``)."""
     Scan = _scan_class()
     outputs = list(outputs)
     if Scan is None:
         return outputs
     first: dict[tuple, list[Variable]] = {}
+    by_inputs: dict[tuple, list[tuple]] = {}
     replace: dict[Variable, Variable] = {}
     for node in toposort(outputs):
         if not isinstance(node.op, Scan):
@@ -87,8 +104,19 @@ def merge_equal_scans(outputs: Sequence[Variable]) -> list[Variable]:
         skey = structural_key(node.op)
         if skey is None:
             continue
-        key = (skey, tuple(id(i) for i in node.inputs))
-        kept = first.setdefault(key, node.outputs)
+        inputs = tuple(id(i) for i in node.inputs)
+        kept = first.setdefault((skey, inputs), node.outputs)
         if kept is not node.outputs:
             replace.update(zip(node.outputs, kept))
+        else:
+            by_inputs.setdefault(inputs, []).append((skey, node))
+    for group in by_inputs.values():
+        for skey, node in group:
+            longest = max(
+                (other for other in group if _extends(other[0], skey)),
+                key=lambda other: len(other[1].outputs),
+                default=None,
+            )
+            if longest is not None and longest[1] is not node:
+                replace.update(zip(node.outputs, longest[1].outputs))
     return clone_replace(outputs, replace) if replace else outputs

@@ -29,6 +29,7 @@ from ..ops.scalar import is_float
 from ..ops.subtensor import IncSubtensor
 from .op import OutSpec, Scan
 from .parts import Out, ScanParts, fresh
+from .store import store_products
 from .utils import graph_key, is_zero, merge_equal
 from .vectorize import vectorize
 
@@ -166,7 +167,7 @@ class _Backward:
             init = self.node.inputs[op.init_index(j)]
             for c, nc in zip(cs, new_carries[j]):
                 outs.append(("carry", j, nc, c, T.zeros_like(init[0:1])))
-        results, where_ = self._loop(outs, gmap)
+        results, where_ = self._loop(outs, gmap, store=True)
         grads = self._seq_and_nonseq_grads(results, where_)
         for j in carries:
             finals = [results[where_[("carry", j, d)]] for d in range(op.outs[j].window)]
@@ -256,8 +257,11 @@ class _Backward:
         )
         return {id(w): g for w, g in zip(wrt, gs) if g is not None}
 
-    def _loop(self, carries: list[tuple], gmap: dict[int, Variable]):
-        """Build, rewrite and run the backward loop; ``results`` and where each piece landed."""
+    def _loop(self, carries: list[tuple], gmap: dict[int, Variable], store: bool = False):
+        """Build, rewrite and run the backward loop; ``results`` and where each piece landed.
+
+        With ``store``, per-step matrix products the gradient reads are stored by the forward
+        loop instead of recomputed (see ``store.py``)."""
         T = _T()
         op = self.op
         exprs, layout = [], []
@@ -268,6 +272,11 @@ class _Backward:
         ns_g = [(i, gmap[id(p)]) for i, p in enumerate(op.inner_nonseqs) if id(p) in gmap]
         exprs += [g for _, g in seq_g] + [g for _, g in ns_g]
         exprs = merge_equal(exprs, op.inner_outputs)
+        stored = store_products(self.node, exprs) if store else None
+        if stored is not None:
+            extended, products = stored
+            for v, index in products:
+                self.add_seq(v, self.rows(extended.outputs[index], 0, 0), fresh(v, "stored"))
         exprs = clone_replace(exprs, self.mapping)
         outs = []
         where_: dict[tuple, int] = {}
