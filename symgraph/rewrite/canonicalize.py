@@ -94,6 +94,66 @@ def algebra(node: Apply) -> list[Variable] | None:
     return None
 
 
+def _dim_of(d: Variable, x: Variable, axis: int) -> bool:
+    """The scalar ``d`` is axis ``axis`` of ``x``: ``shape(x)[axis]`` (also as
+    ``shape(x)[k:][axis - k]``, as vectorized loop bodies write it), or equal known lengths."""
+    known = x.type.shape[axis]
+    if isinstance(d, Constant):
+        return known is not None and int(d.data) == known
+    sub = d.owner
+    if sub is None or not isinstance(sub.op, Subtensor) or len(sub.op.spec) != 1:
+        return False
+    kind, i = sub.op.spec[0]
+    if kind != "int" or not isinstance(i, int):
+        return False
+    src = sub.inputs[0].owner
+    while src is not None and isinstance(src.op, Subtensor) and len(src.op.spec) == 1:
+        part = src.op.spec[0]  # a constant forward slice [k:] of the shape vector
+        start = part[1] if part[0] == "slice" else None
+        if not isinstance(start, int) or start < 0 or part[2:] != (None, None):
+            return False
+        if i < 0:
+            return False
+        i += start
+        src = src.inputs[0].owner
+    if src is None or not isinstance(src.op, Shape) or src.inputs[0] is not x:
+        return False
+    return i == axis or i == axis - x.ndim
+
+
+def alloc_operand_to_scalar(node: Apply) -> list[Variable] | None:
+    """``ones_like(z) - z`` -> ``1 - z``: a filled array that an elementwise op combines with an
+    operand of the same shape is its fill value broadcast, with no array made (in a loop body,
+    one allocation and fill per step). The other operand must give the result its shape: each
+    axis of the Alloc is that operand's (trailing-aligned) axis, symbolically or by known length.
+    """
+    if not isinstance(node.op, Elemwise) or len(node.inputs) < 2:
+        return None
+    ins = list(node.inputs)
+    changed = False
+    for i, a in enumerate(ins):
+        if a.owner is None or not isinstance(a.owner.op, Alloc):
+            continue
+        value, *dims = a.owner.inputs
+        if value.ndim != 0 or value.dtype != a.dtype:
+            continue
+        for j, x in enumerate(ins):
+            lead = x.ndim - len(dims)
+            if j == i or lead < 0 or x is a:
+                continue
+            if all(_dim_of(d, x, lead + k) for k, d in enumerate(dims)):
+                ins[i] = DimShuffle(0, ("x",) * a.ndim)(value) if a.ndim else value
+                changed = True
+                break
+    if not changed:
+        return None
+    new = node.op(*ins)
+    old = node.outputs[0]
+    if new.type.shape != old.type.shape or new.dtype != old.dtype:
+        return None  # the Alloc held shape knowledge the other operands lack
+    return [new]
+
+
 def dimshuffle_merge(node: Apply) -> list[Variable] | None:
     """DimShuffle of DimShuffle -> one DimShuffle; an identity DimShuffle -> its input."""
     op = node.op
@@ -220,6 +280,7 @@ def sum_of_batched_products(node: Apply) -> list[Variable] | None:
 CANONICALIZE = [
     constant_folding,
     algebra,
+    alloc_operand_to_scalar,
     dimshuffle_merge,
     shape_of_known,
     useless_broadcast,
