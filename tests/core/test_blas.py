@@ -107,3 +107,20 @@ def test_outer(dtype):
     rng = np.random.default_rng(5)
     values = [_values((3,), dtype, rng), _values((4,), dtype, rng)]
     check_against_numpy(T.outer, np.outer, values)
+
+
+@pytest.mark.parametrize("x_shape", [(2, 3, 4), (2, 0, 4), (2, 3, 0), (3, 1, 2, 4)])
+@pytest.mark.parametrize("layout", ["C", "x transposed", "y transposed"])
+def test_dot_of_a_stack_of_rows_with_a_matrix(x_shape, layout):
+    # N-d x: one 2-d product over the flattened rows when x is C-ordered, matmul otherwise
+    rng = np.random.default_rng(0)
+    x = T.TensorType("float64", (None,) * len(x_shape)).make_variable("x")
+    y = T.dmatrix("y")
+    f = sg.function([x, y], T.dot(x, y))
+    xv = rng.normal(size=x_shape)
+    yv = rng.normal(size=(x_shape[-1], 5))
+    if layout == "x transposed":
+        xv = np.asfortranarray(xv)
+    if layout == "y transposed":
+        yv = np.ascontiguousarray(yv.T).T
+    np.testing.assert_allclose(f(xv, yv), np.dot(xv, yv), rtol=1e-12, atol=1e-12)
