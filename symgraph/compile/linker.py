@@ -117,7 +117,18 @@ def link(
             env[f"p{k}"] = profiler.node_timer(k)
             lines.append("        __t = __clock()")
         line_to_node[len(header) + len(body_prefix) + 2 + len(lines)] = node
-        if k in inplace:
+        static = _static_inplace(node, impls[k], inplace.get(k))
+        if static is not None:
+            env[fname] = static[0]
+        if k in inplace and static is not None and isinstance(node.op, Elemwise):
+            target = names[id(node.inputs[inplace[k]])]
+            if static[1]:  # the shapes are known to allow it: only the type is checked
+                call = f"{fname}({args}, out={target})"
+                guard = f"type({target}) is __ndarray"
+                lines.append(f"        {outs} = {call} if {guard} else {fname}({args})")
+            else:
+                lines.append(f"        {outs} = {fname}({args})")
+        elif k in inplace:
             arg_list = [names[id(v)] for v in node.inputs]
             lines.append("        " + inplace_line(outs, fname, arg_list, inplace[k], node))
         else:
@@ -153,6 +164,33 @@ def link(
     exec(code, env)
     program.fn = env[name]
     return program
+
+
+def _static_inplace(node: Apply, impl: Any, pos: int | None) -> tuple[Callable, bool] | None:
+    """For a fused elementwise node whose input shapes are all known (a loop step compiled for
+    its per-step shapes): the program's fixed-shape entry (no per-call plan lookup), and whether
+    writing into input ``pos`` is known to be allowed, so that the line needs no run-time shape
+    comparisons (see ``inplace_line``). None when a shape is unknown or it is no NumPy program."""
+    shapes = [tuple(v.type.shape) for v in node.inputs]
+    program = getattr(impl, "program", None)
+    if not isinstance(node.op, Elemwise) or not hasattr(program, "fixed"):
+        return None
+    if any(None in s for s in shapes):
+        return None
+    allowed = False
+    if pos is not None:
+        target = shapes[pos]
+        lead = len(target) - node.outputs[0].ndim
+        # the result has the target's shape when every other operand's axes, aligned with the
+        # trailing ones, are 1 or the target's length on that axis
+        allowed = lead == 0 and all(
+            n == 1 or target[len(target) - len(s) + i] == n
+            for s in shapes
+            for i, n in enumerate(s)
+            if len(s) <= len(target)
+        )
+        allowed = allowed and all(len(s) <= len(target) for s in shapes)
+    return program.fixed(tuple(shapes), pos if allowed else None), allowed
 
 
 def _reraise(program: LinkedProgram, e: Exception, local_vars: dict, names: dict) -> None:

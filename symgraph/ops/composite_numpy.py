@@ -148,6 +148,30 @@ class NumpyProgram:
     def __call__(self, *xs: Any, out: Any = None) -> Any:
         return self._entry(*xs, out=out)
 
+    def fixed(self, shapes: tuple, alias: int | None = None) -> Callable[..., Any]:
+        """An entry for inputs of exactly these ``shapes`` (a graph whose static shapes are all
+        known, as in a loop step compiled for its per-step shapes): the plans for no ``out`` and
+        for ``out`` being input ``alias`` are bound directly, with no key built and no lookup per
+        call (~0.3 us of a ~2 us program on 128-element vectors); any other ``out`` takes the
+        general entry."""
+        nin = self.composite.nin
+        args = ", ".join(f"x{k}" for k in range(nin))
+        env = {"general": self._entry, "p_none": _plan(self.composite, shapes, -1)[0]}
+        lines = [f"def fixed_{self.composite.name}({args}, out=None):"]
+        lines.append("    if out is None:")
+        lines.append(f"        return p_none({args}, None)")
+        if alias is not None and self.accepts_out:
+            env["p_alias"] = _plan(self.composite, shapes, alias)[0]
+            lines.append(f"    if out is x{alias}:")
+            lines.append(f"        return p_alias({args}, out)")
+        lines.append(f"    return general({args}, out=out)")
+        exec(compile("\n".join(lines) + "\n", f"<symgraph {self.composite.name}>", "exec"), env)
+        fn = env[f"fixed_{self.composite.name}"]
+        fn.program = self
+        fn.plans = self.plans
+        fn.accepts_out = self.accepts_out
+        return fn
+
     def _build(self, key: tuple) -> Callable[..., Any]:
         fn, self.source = _plan(self.composite, key[:-1], key[-1])
         if len(self.plans) >= self.MAX_PLANS:
