@@ -52,14 +52,14 @@ class Dot(Op):
         xp = backend.xp
         x, y = node.inputs
         if x.ndim > 2 and y.ndim == 2:
-            matmul, dot = xp.matmul, xp.dot
+            dot = xp.dot
 
             def dot_rows(a, b):
                 # The leading axes are rows: one 2-d product on a C-ordered stack of them.
                 # Measured 1.1-1.7x faster than matmul (which loops when ``b`` is a transposed
-                # view) and 4x faster than an N-d dot.
+                # view) and 4x faster than an N-d dot, copy of a strided ``a`` included.
                 if not a.flags.c_contiguous:
-                    return matmul(a, b)
+                    a = xp.ascontiguousarray(a)  # (a loop's reversed outputs): cheaper than matmul
                 rows = a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
                 return dot(rows, b).reshape(a.shape[:-1] + b.shape[1:])
 
