@@ -277,9 +277,19 @@ class IncSubtensor(Op):
         scatter_add = backend.scatter_add
         advanced = _has_advanced(self.spec)
         set_ = self.set_instead_of_inc
+        fill = _constant_fill(node.inputs[0])
+        xp = backend.xp
+
+        def fresh_copy(x):
+            # a copy of a constant-filled array is a new one: for zeros, untouched pages are
+            # never even read (a gradient of a few embedding columns, whose zeros another
+            # gradient also reads, costs a scatter, not a copy of the whole matrix)
+            if fill is None:
+                return x.copy()
+            return xp.zeros_like(x) if fill == 0 else xp.full_like(x, fill)
 
         def inc_subtensor(x, y, *parts):
-            out = x if inplace else x.copy()
+            out = x if inplace else fresh_copy(x)
             idx = build(parts)
             if set_:
                 out[idx] = y
@@ -301,6 +311,19 @@ class IncSubtensor(Op):
             gx = gz
         gy = T.sum_to_shape_of(Subtensor(self.spec)(gz, *parts), y)
         return [gx, gy] + [None] * len(parts)
+
+
+def _constant_fill(x: Variable) -> Any:
+    """The scalar an ``Alloc`` of a constant fills ``x`` with, else None."""
+    from .basic import NotConstantError, get_scalar_constant_value
+    from .shape import Alloc
+
+    if x.owner is None or not isinstance(x.owner.op, Alloc):
+        return None
+    try:
+        return get_scalar_constant_value(x.owner.inputs[0])
+    except NotConstantError:
+        return None
 
 
 def getitem(x: Variable, idx: Any) -> Variable:

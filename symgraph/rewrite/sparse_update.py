@@ -6,12 +6,11 @@ then allocates that matrix, scatters into it, and makes a full pass over ``E`` t
 although only the looked-up columns change. These rewrites move the scale and the add into the
 scatter:
 
-- ``c * inc_subtensor(zeros[idx], v)``  ->  ``inc_subtensor(zeros[idx], c * v)``  (c a scalar;
-  also ``-inc(...)``);
 - ``X + inc_subtensor(zeros[idx], v)``  ->  ``inc_subtensor(X[idx], v)``, and ``X - ...`` with
   ``-v``, when the zeros have exactly X's shape and dtype. X may itself be such a gradient: the
   gradient of ``W`` used as ``W[0]``, ``W[1]``, ... is then one zeros array incremented slice by
-  slice, in place, instead of a sum of one zeros-sized array per slice.
+  slice, in place, instead of a sum of one zeros-sized array per slice. A scalar scale of the
+  gradient (``X - lr * g``, ``X + -g``) moves into ``v``.
 
 Only ``inc`` is moved, never ``set``: with repeated indices, ``X + set(zeros[idx], v)`` adds the
 last value once while ``inc`` would add all of them. Outside ``idx`` the results are identical
@@ -61,32 +60,41 @@ def _rebuild_inc(inc: Apply, base: Variable, value: Variable) -> Variable:
     return IncSubtensor(inc.op.spec)(base, value, *parts)
 
 
-def scale_into_sparse_gradient(node: Apply) -> list[Variable] | None:
-    """``c * inc(zeros[idx], v)`` -> ``inc(zeros[idx], c * v)``; ``-inc(...)`` likewise."""
-    op = node.op
-    if not isinstance(op, Elemwise) or op.scalar_op.name not in ("mul", "neg"):
+def _scaled_sparse(g: Variable) -> Variable | None:
+    """``g`` as one ``inc(zeros[idx], value)`` when it is one, or ``c * inc(...)`` (c a
+    scalar), or ``-inc(...)``; the scale moves into the value. None otherwise.
+
+    Used only where the result is added into a same-shaped array (below): on its own, moving
+    the scale would build a second scattered array when the gradient has other readers (the
+    RMSProp cache reads ``g``, the step reads ``lr * g``).
+    """
+    inc = _zeros_inc(g)
+    if inc is not None:
+        return g
+    node = g.owner
+    if node is None or not isinstance(node.op, Elemwise):
         return None
-    out = node.outputs[0]
-    if op.scalar_op.name == "neg":
+    name = node.op.scalar_op.name
+    if name == "neg":
         inc = _zeros_inc(node.inputs[0])
         if inc is None:
             return None
         value = elemwise("neg")(inc.inputs[1])
-    else:
-        if len(node.inputs) != 2:
-            return None
+    elif name == "mul" and len(node.inputs) == 2:
         for a, b in (node.inputs, node.inputs[::-1]):
             inc = _zeros_inc(b)
-            c = _scalar_like(a, out) if inc is not None else None
+            c = _scalar_like(a, g) if inc is not None else None
             if c is not None:
                 break
         else:
             return None
         value = elemwise("mul")(_as_value_of(c, inc.inputs[1]), inc.inputs[1])
-    zeros = inc.inputs[0]
-    if value.dtype != out.dtype or zeros.dtype != out.dtype or zeros.ndim != out.ndim:
+    else:
         return None
-    return [_rebuild_inc(inc, zeros, value)]
+    zeros = inc.inputs[0]
+    if value.dtype != g.dtype or zeros.dtype != g.dtype or zeros.ndim != g.ndim:
+        return None
+    return _rebuild_inc(inc, zeros, value)
 
 
 def _same_shape(zeros: Variable, x: Variable) -> bool:
@@ -127,7 +135,8 @@ def add_sparse_gradient(node: Apply) -> list[Variable] | None:
     a, b = node.inputs
     pairs = [(a, b), (b, a)] if op.scalar_op.name == "add" else [(a, b)]  # (X, inc)
     for x, g in pairs:
-        inc = _zeros_inc(g)
+        g = _scaled_sparse(g)
+        inc = None if g is None else _zeros_inc(g)
         if inc is None or x.dtype != out.dtype or x.type.shape != out.type.shape:
             continue
         if not _same_shape(inc.inputs[0], x):
@@ -139,4 +148,4 @@ def add_sparse_gradient(node: Apply) -> list[Variable] | None:
     return None
 
 
-SPARSE_UPDATES = [scale_into_sparse_gradient, add_sparse_gradient]
+SPARSE_UPDATES = [add_sparse_gradient]
