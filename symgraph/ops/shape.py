@@ -85,6 +85,18 @@ class DimShuffle(Op):
         new_axes = tuple(i for i, a in enumerate(self.new_order) if a == "x")
         identity_perm = perm == tuple(range(len(perm)))
 
+        # The common cases as array methods and indexing (a view in ~0.1-0.3 us; the xp
+        # functions cost about 1 us each, which adds up over a loop's steps).
+        if not dropped and not new_axes:
+            if identity_perm:
+                return lambda x: x
+            if perm == tuple(range(len(perm)))[::-1]:
+                return lambda x: x.T
+            return lambda x: x.transpose(perm)
+        if not dropped and identity_perm:
+            insert = tuple(None if a == "x" else slice(None) for a in self.new_order)
+            return lambda x: x[insert]
+
         def dimshuffle(x):
             if dropped:
                 x = xp.squeeze(x, axis=dropped)
