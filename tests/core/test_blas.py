@@ -124,3 +124,23 @@ def test_dot_of_a_stack_of_rows_with_a_matrix(x_shape, layout):
     if layout == "y transposed":
         yv = np.ascontiguousarray(yv.T).T
     np.testing.assert_allclose(f(xv, yv), np.dot(xv, yv), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 20, 32, 33])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_few_rows_times_a_transposed_matrix(rows, dtype):
+    # the CPU runs S @ V.T (a sentence's output layer) as (V @ S.T).T for 2..32 rows
+    rng = np.random.default_rng(rows)
+    s = T.matrix("s", dtype=dtype)
+    v = T.matrix("v", dtype=dtype)
+    f = sg.function([s, v], T.dot(s, v.T))
+    for cols in (300, 7):
+        sv = rng.normal(size=(rows, 16)).astype(dtype)
+        vv = rng.normal(size=(cols, 16)).astype(dtype)
+        out = f(sv, vv)
+        assert out.flags.c_contiguous
+        tol = 1e-5 if dtype == "float32" else 1e-12
+        np.testing.assert_allclose(out, sv @ vv.T, rtol=tol, atol=tol)
+        again = f(sv * 2, vv)  # the reused buffer is never returned
+        np.testing.assert_allclose(out, sv @ vv.T, rtol=tol, atol=tol)
+        np.testing.assert_allclose(again, 2 * sv @ vv.T, rtol=tol, atol=tol)
