@@ -180,7 +180,7 @@ class NumpyProgram:
         return fn
 
 
-# Scratch buffers shared by all fused programs, by (shape, dtype, rank among the buffers one
+# Scratch buffers shared by all fused programs, by (size, dtype, rank among the buffers one
 # program holds at once). A program's intermediates die before it returns, so programs running
 # one after another can use the same memory: fewer buffers, fewer cache and page misses. (As
 # with the buffers themselves, a compiled function must not run in two threads at once.)
@@ -188,11 +188,14 @@ _SCRATCH: dict[tuple, np.ndarray] = {}
 
 
 def _scratch(shape: tuple, dtype: Any, rank: int) -> np.ndarray:
-    key = (shape, np.dtype(dtype).str, rank)
+    # keyed by size, not shape: an 8000 x 128 and a 128 x 8000 program (an embedding's and an
+    # output layer's update) then share the same memory, as the allocator would for temporaries
+    size = int(np.prod(shape))
+    key = (size, np.dtype(dtype).str, rank)
     buf = _SCRATCH.get(key)
     if buf is None:
-        buf = _SCRATCH[key] = np.empty(shape, dtype)
-    return buf
+        buf = _SCRATCH[key] = np.empty(size, dtype)
+    return buf.reshape(shape)
 
 
 def _plan(c: Composite, in_shapes: tuple, alias: int = -1) -> tuple[Callable[..., Any], str]:
@@ -254,7 +257,10 @@ def _plan(c: Composite, in_shapes: tuple, alias: int = -1) -> tuple[Callable[...
             if slot is None:
                 slot = f"b{n_buffers}"
                 n_buffers += 1
-                rank = per_key[key] = per_key.get(key, -1) + 1
+                # ranks count buffers of one size and dtype: two shapes of one size in this
+                # program (x[:, None] and x[None, :]) must not share memory
+                size_key = (int(np.prod(shapes[v])), np.dtype(info.dtype).str)
+                rank = per_key[size_key] = per_key.get(size_key, -1) + 1
                 env[slot] = _scratch(shapes[v], info.dtype, rank)
                 slot_key[slot] = key
         for a in dying:

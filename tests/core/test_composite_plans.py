@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import symgraph as sg
+import symgraph.tensor as T
 from symgraph.ops.composite import Composite
 from symgraph.ops.scalar import SCALAR_OPS
 
@@ -77,3 +79,17 @@ def test_plans_call_ufuncs_directly_with_zero_d_constants():
     env = fn.plans[next(iter(fn.plans))].__globals__
     consts = {k: v for k, v in env.items() if k.startswith("k_")}
     assert consts and all(v.ndim == 0 and v.dtype == np.float32 for v in consts.values())
+
+
+def test_intermediates_of_one_size_and_different_shapes_get_different_scratch_memory():
+    # (n, 1) and (1, n) intermediates live at once; with scratch memory shared by size they
+    # must still be two buffers
+    x = T.dmatrix("x")
+    y = T.dmatrix("y")
+    out = T.exp(x) * 2 + T.tanh(y) * 3 + T.exp(x) * T.tanh(y)
+    f = sg.function([x, y], out)
+    xv = np.arange(4.0).reshape(4, 1) / 4
+    yv = np.arange(4.0).reshape(1, 4) / 4
+    for _ in range(2):
+        expected = np.exp(xv) * 2 + np.tanh(yv) * 3 + np.exp(xv) * np.tanh(yv)
+        np.testing.assert_allclose(f(xv, yv), expected, rtol=1e-12)
