@@ -115,6 +115,57 @@ def plan_inplace(
     return plan
 
 
+def plan_kept_buffers(
+    nodes: Sequence[Apply],
+    outputs: Sequence[Variable],
+    inplace: dict[int, int],
+    backend: Any,
+) -> set[int]:
+    """Indices of the nodes whose result may live in a buffer kept across calls: matrix
+    products (``Dot`` with a matrix on the right) whose memory never leaves the call.
+
+    The memory of a result is shared by every view of it (ops not known to return fresh
+    arrays) and by every in-place result written into it; if any of those is an output of the
+    function (an update included) or is tied to memory the function does not own (an input, a
+    shared value), the buffer would be visible after the call, and the next call would change
+    it. Otherwise the whole class is dead when the call returns.
+    """
+    if backend.name != "cpu":
+        return set()
+    parent: dict[int, int] = {}
+
+    def find(i: int) -> int:
+        while parent.get(i, i) != i:
+            parent[i] = parent.get(parent[i], parent[i])
+            i = parent[i]
+        return i
+
+    def union(a: Variable, b: Variable) -> None:
+        ra, rb = find(id(a)), find(id(b))
+        if ra != rb:
+            parent[ra] = rb
+
+    for k, node in enumerate(nodes):
+        if not returns_fresh(node):
+            for o in node.outputs:
+                for i in node.inputs:
+                    union(o, i)
+        if k in inplace:
+            out = node.outputs[getattr(node.op, "destroyed_into_output", 0)]
+            union(out, node.inputs[inplace[k]])
+    escaping = {find(id(v)) for v in outputs}
+    for node in nodes:
+        escaping.update(find(id(v)) for v in node.inputs if v.owner is None)
+    return {
+        k
+        for k, node in enumerate(nodes)
+        if isinstance(node.op, Dot)
+        and node.inputs[1].ndim == 2
+        and node.inputs[0].ndim >= 2
+        and find(id(node.outputs[0])) not in escaping
+    }
+
+
 _FOREVER = 1 << 60
 
 

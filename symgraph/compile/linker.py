@@ -19,7 +19,7 @@ from ..errors import NaNDetectedError, SymgraphError, where
 from ..graph import Apply, Constant, SharedVariable, Variable
 from ..ops.elemwise import Elemwise
 from ..profiling import building_node
-from .inplace import inplace_line, plan_inplace
+from .inplace import inplace_line, plan_inplace, plan_kept_buffers
 
 
 class LinkedProgram:
@@ -101,6 +101,9 @@ def link(
         with building_node(profiler, k):
             impls.append(node.op.make_impl(node, backend))
     inplace = plan_inplace(nodes, outputs, impls, backend, updates) if reuse_buffers else {}
+    kept = plan_kept_buffers(nodes, outputs, inplace, backend) if reuse_buffers else set()
+    for k in kept:
+        impls[k] = nodes[k].op.make_impl(nodes[k], backend, keep_buffer=True)
     env["__ndarray"] = np.ndarray
     for k, node in enumerate(nodes):
         fname = f"f{k}"

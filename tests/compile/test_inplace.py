@@ -170,3 +170,49 @@ def test_an_operand_with_fewer_axes_never_writes_a_result_of_another_shape(targe
     assert "out=" in f.source
     xv, vv = np.zeros(target_shape), np.arange(5.0)
     np.testing.assert_allclose(f(xv, vv), np.exp(xv) + vv)
+
+
+def _big(shape, seed):
+    return np.random.default_rng(seed).normal(size=shape)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda a, b: T.dot(a, b),  # the product is the output
+        lambda a, b: T.dot(a, b)[1:],  # a view of it is
+        lambda a, b: T.dot(a, b) + 1.0,  # a result written into it is
+        lambda a, b: T.dot(a, b).T,
+    ],
+)
+def test_a_product_whose_memory_leaves_the_call_is_never_reused(build):
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    f = sg.function([a, b], build(a, b))
+    av, bv = _big((100, 50), 0), _big((50, 120), 1)  # 96 KB of results: above the kept size
+    first = f(av, bv)
+    kept = first.copy()
+    f(av * 2, bv)
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_a_product_that_dies_in_the_call_reuses_one_buffer_across_calls_and_shapes():
+    from symgraph.compile.inplace import plan_kept_buffers
+
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    f = sg.function([a, b], [T.sum(T.tanh(T.dot(a, b)), axis=0)])
+    assert plan_kept_buffers(f.program.nodes, f.program.outputs, {}, f.backend)
+    for rows in (200, 120, 300):  # growing, shrinking, growing the buffer
+        av, bv = _big((rows, 50), rows), _big((50, 60), 1)
+        np.testing.assert_allclose(f(av, bv)[0], np.tanh(av @ bv).sum(axis=0), rtol=1e-12)
+
+
+def test_an_update_computed_from_a_kept_product_is_not_the_kept_buffer():
+    W = sg.shared(np.zeros((100, 120)), name="W")
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    step = sg.function([a, b], [], updates=[(W, T.tanh(T.dot(a, b)))])
+    av, bv = _big((100, 50), 3), _big((50, 120), 4)
+    step(av, bv)
+    first = W.get_value(borrow=True)
+    step(av * 2, bv)
+    np.testing.assert_allclose(first, np.tanh(av @ bv), rtol=1e-12)
+    np.testing.assert_allclose(W.get_value(), np.tanh(2 * av @ bv), rtol=1e-12)
