@@ -128,12 +128,14 @@ def _kept_buffer_product(dtype: np.dtype, x_ndim: int) -> Any:
 
 
 def _swap_pays(a: Any, b: Any) -> bool:
+    """Measured on this OpenBLAS (k = 128-256): 2-32 rows times >= 1000 transposed columns
+    (0.6-0.8x the time), and 16-32 rows times >= 64 (0.7-0.9x); fewer rows or columns lose."""
+    m, n = a.shape[0], b.shape[1]
     return (
-        2 <= a.shape[0] <= _FEW_ROWS
+        (2 <= m <= _FEW_ROWS and n >= 1000 or 16 <= m <= _FEW_ROWS and n >= 64)
         and b.flags.f_contiguous
         and not b.flags.c_contiguous
         and a.flags.c_contiguous
-        and b.shape[1] >= 8 * a.shape[0]
     )
 
 
@@ -149,7 +151,7 @@ def _swapped_product(a: Any, b: Any) -> Any:
 def _cpu_matrix_product(a: Any, b: Any) -> Any:
     """``np.dot(a, b)``; with a few rows times a transposed matrix (the output layer of one
     sentence: ``S @ V.T``), as ``(b.T @ a.T).T`` copied to C order, which OpenBLAS runs
-    1.2-1.8x faster here (2-32 rows, measured for 1000-8000 columns; slower from ~64 rows)."""
+    1.2-1.8x faster here (``_swap_pays``: the rows and columns where it was measured to pay)."""
     if _swap_pays(a, b):
         # the transposed product goes to a reused buffer (a fresh one each call would cost
         # page faults), and its C-ordered copy is the result

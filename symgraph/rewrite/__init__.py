@@ -35,18 +35,39 @@ def optimize(
     if mode == "FAST_COMPILE":
         outputs = rewrite_graph(outputs, [], stats=stats, memo=memo)
         # merging loops is CSE too (a forward loop extended for its gradient: scan/store.py)
-        outputs = merge_equal_scans(outputs)
+        outputs = _merge_loops(outputs, [], stats)
         return outputs, toposort(outputs)
     outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE + LIFT, stats=stats, memo=memo)
-    outputs = merge_equal_scans(outputs)
-    # a second walk sees the nodes the first one created (and merges what they duplicate)
-    outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE + LIFT, stats=stats)
+    # the walks after each merge see the nodes it created (and merge what they duplicate)
+    outputs = _merge_loops(outputs, CANONICALIZE + STABILIZE + LIFT, stats)
     outputs = transpose_dot_products(outputs)
     outputs = rewrite_graph(outputs, CANONICALIZE, stats=stats)  # merge the new transposes
     outputs = share_softmax_with_crossentropy(outputs)
     outputs = rewrite_graph(outputs, MEMORY, stats=stats)
     outputs = _fuse(outputs)
     return outputs, shapes_first(toposort(outputs))
+
+
+def _merge_loops(outputs: list[Variable], rewrites: list, stats: RewriteStats | None):
+    """Merge equal (and extended) loops, then walk the graph, until no more loops merge.
+
+    One merge can make the next possible: once layer 1's two forward loops are one, the two
+    loops of layer 2 read the same inputs (a chain of loops, ``scan/fission.py``, whose links
+    were extended for their gradients, ``scan/store.py``). At most four rounds.
+    """
+    for round_ in range(4):
+        merged = merge_equal_scans(outputs)
+        fewer = _count_loops(merged) < _count_loops(outputs)
+        # the walk merges what the new loop outputs duplicate (and constants), which can make
+        # loops equal that were not before it: stop only after a walk and a merge that did nothing
+        outputs = rewrite_graph(merged, rewrites, stats=stats)
+        if not fewer and round_ > 0:
+            break
+    return outputs
+
+
+def _count_loops(outputs: list[Variable]) -> int:
+    return sum(1 for n in toposort(outputs) if hasattr(n.op, "inner_outputs"))
 
 
 def shapes_first(nodes: list[Apply]) -> list[Apply]:
