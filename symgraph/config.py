@@ -18,6 +18,7 @@ _CHOICES = {
     "warn_float64": ("ignore", "warn", "raise"),
     "nan_guard": (False, True),
     "print_kernels": (False, True),
+    "allow_gc": (False, True),
 }
 
 
@@ -32,6 +33,10 @@ class Config:
         self.warn_float64 = "ignore"
         self.nan_guard = False
         self.print_kernels = False
+        # Theano's name, the other default: False keeps the buffers of large matrix products
+        # that die within a call from one call to the next (compile/inplace.py); True frees
+        # every intermediate after its last use, holding less memory between calls
+        self.allow_gc = False
 
     def __setattr__(self, name: str, value) -> None:
         if name not in _CHOICES:

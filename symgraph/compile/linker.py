@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import config
 from ..errors import NaNDetectedError, SymgraphError, where
 from ..graph import Apply, Constant, SharedVariable, Variable
 from ..ops.elemwise import Elemwise
@@ -101,7 +102,8 @@ def link(
         with building_node(profiler, k):
             impls.append(node.op.make_impl(node, backend))
     inplace = plan_inplace(nodes, outputs, impls, backend, updates) if reuse_buffers else {}
-    kept = plan_kept_buffers(nodes, outputs, inplace, backend) if reuse_buffers else set()
+    keep_products = reuse_buffers and not config.allow_gc
+    kept = plan_kept_buffers(nodes, outputs, inplace, backend) if keep_products else set()
     for k in kept:
         impls[k] = nodes[k].op.make_impl(nodes[k], backend, keep_buffer=True)
     env["__ndarray"] = np.ndarray

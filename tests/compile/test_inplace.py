@@ -216,3 +216,22 @@ def test_an_update_computed_from_a_kept_product_is_not_the_kept_buffer():
     step(av * 2, bv)
     np.testing.assert_allclose(first, np.tanh(av @ bv), rtol=1e-12)
     np.testing.assert_allclose(W.get_value(), np.tanh(2 * av @ bv), rtol=1e-12)
+
+
+def test_allow_gc_turns_kept_buffers_off():
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    out = T.sum(T.tanh(T.dot(a, b)), axis=0)
+    kept = sg.function([a, b], out)
+    with sg.config.change_flags(allow_gc=True):
+        freed = sg.function([a, b], out)
+
+    def kept_impls(f):
+        return [
+            k
+            for k, n in enumerate(f.program.nodes)
+            if "kept_product" in getattr(f.program.fn.__globals__.get(f"f{k}"), "__name__", "")
+        ]
+
+    assert kept_impls(kept) and not kept_impls(freed)
+    av, bv = _big((100, 50), 5), _big((50, 120), 6)
+    np.testing.assert_allclose(kept(av, bv), freed(av, bv), rtol=1e-12)
