@@ -191,15 +191,29 @@ def _last_use_through_views(nodes: Sequence[Apply], keep: set[int]) -> dict[int,
     return last
 
 
-def inplace_line(outs: str, fname: str, args: list[str], pos: int, node: Apply) -> str:
-    """The generated line for an in-place call, with its run-time shape guard."""
+def inplace_line(
+    outs: str,
+    fname: str,
+    args: list[str],
+    pos: int,
+    node: Apply,
+    shapes_allow: bool | None = None,
+) -> str:
+    """The generated line for an in-place call, with its run-time shape guard.
+
+    ``shapes_allow``: None when the shapes are only known at run time (the guard compares
+    them); True or False when the static shapes already decide (only the type is checked, or
+    the call is not made in place)."""
     target = args[pos]
     if not isinstance(node.op, Elemwise):
         return f"{outs} = {fname}_inplace({', '.join(args)})"
+    call = f"{fname}({', '.join(args)})"
+    if shapes_allow is False:
+        return f"{outs} = {call}"
     ndim = node.outputs[0].ndim
     checks = []
     for a, v in zip(args, node.inputs):
-        if v.ndim == 0 or a == target:
+        if shapes_allow or v.ndim == 0 or a == target:
             continue
         # The result has the target's shape when every other operand broadcasts against it:
         # an axis the operand is known to have length 1 on does (a bias row added to a batch);
@@ -210,6 +224,5 @@ def inplace_line(outs: str, fname: str, args: list[str], pos: int, node: Apply) 
             checks.append(f"{target}.shape == {a}.shape")
         else:
             checks += [f"{target}.shape[{lead + i}] == {a}.shape[{i}]" for i in axes]
-    call = f"{fname}({', '.join(args)})"
     guard = " and ".join([f"type({target}) is __ndarray", *checks])
     return f"{outs} = {fname}({', '.join(args)}, out={target}) if {guard} else {call}"

@@ -125,17 +125,11 @@ def link(
         static = _static_inplace(node, impls[k], inplace.get(k))
         if static is not None:
             env[fname] = static[0]
-        if k in inplace and static is not None and isinstance(node.op, Elemwise):
-            target = names[id(node.inputs[inplace[k]])]
-            if static[1]:  # the shapes are known to allow it: only the type is checked
-                call = f"{fname}({args}, out={target})"
-                guard = f"type({target}) is __ndarray"
-                lines.append(f"        {outs} = {call} if {guard} else {fname}({args})")
-            else:
-                lines.append(f"        {outs} = {fname}({args})")
-        elif k in inplace:
+        if k in inplace:
             arg_list = [names[id(v)] for v in node.inputs]
-            lines.append("        " + inplace_line(outs, fname, arg_list, inplace[k], node))
+            known = static[1] if static is not None else None
+            line = inplace_line(outs, fname, arg_list, inplace[k], node, shapes_allow=known)
+            lines.append("        " + line)
         else:
             lines.append(f"        {outs} = {fname}({args})")
         if profiler is not None:

@@ -211,23 +211,25 @@ class SumToShape(Op):
         return Apply(self, [g, x], [TensorType(g.dtype, x.type.shape)])
 
     def make_impl(self, node, backend):
-        def sum_to_shape(g, x):
-            gs, xs = g.shape, x.shape
-            if gs == xs:
-                return g
-            lead = len(gs) - len(xs)
-            axes = tuple(range(lead)) + tuple(
-                lead + i for i, s in enumerate(xs) if s == 1 and gs[lead + i] != 1
-            )
-            return g.sum(axis=axes).reshape(xs)
-
-        return sum_to_shape
+        return lambda g, x: _sum_to(g, x.shape)
 
     def grad(self, inputs, output_grads):
         return [broadcast_like(output_grads[0], inputs[0]), None]
 
 
 sum_to_shape_op = SumToShape()
+
+
+def _sum_to(g: Any, xs: tuple) -> Any:
+    """``g`` summed over the axes along which an array of shape ``xs`` was broadcast to it."""
+    gs = g.shape
+    if gs == xs:
+        return g
+    lead = len(gs) - len(xs)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(xs) if s == 1 and gs[lead + i] != 1
+    )
+    return g.sum(axis=axes).reshape(xs)
 
 
 class SumToShapeOf(Op):
@@ -249,17 +251,7 @@ class SumToShapeOf(Op):
         return Apply(self, [g, shape], [TensorType(g.dtype, self.out_shape)])
 
     def make_impl(self, node, backend):
-        def sum_to_shape_of(g, shape):
-            gs, xs = g.shape, tuple(int(s) for s in shape)
-            if gs == xs:
-                return g
-            lead = len(gs) - len(xs)
-            axes = tuple(range(lead)) + tuple(
-                lead + i for i, s in enumerate(xs) if s == 1 and gs[lead + i] != 1
-            )
-            return g.sum(axis=axes).reshape(xs)
-
-        return sum_to_shape_of
+        return lambda g, shape: _sum_to(g, tuple(int(s) for s in shape))
 
 
 def sum_to_shape_of(g: Variable, x: Variable) -> Variable:

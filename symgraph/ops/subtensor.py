@@ -277,7 +277,7 @@ class IncSubtensor(Op):
         scatter_add = backend.scatter_add
         advanced = _has_advanced(self.spec)
         set_ = self.set_instead_of_inc
-        fill = _constant_fill(node.inputs[0])
+        fill = constant_fill(node.inputs[0])
         xp = backend.xp
 
         def fresh_copy(x):
@@ -313,7 +313,7 @@ class IncSubtensor(Op):
         return [gx, gy] + [None] * len(parts)
 
 
-def _constant_fill(x: Variable) -> Any:
+def constant_fill(x: Variable) -> Any:
     """The scalar an ``Alloc`` of a constant fills ``x`` with, else None."""
     from .basic import NotConstantError, get_scalar_constant_value
     from .shape import Alloc

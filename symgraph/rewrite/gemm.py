@@ -14,7 +14,7 @@ from ..ops.basic import constant
 from ..ops.blas import Dot
 from ..ops.elemwise import Elemwise, elemwise
 from ..ops.gemm import gemm
-from .sparse_update import _scalar_like
+from .sparse_update import scalar_times
 
 
 def _scaled_product(v: Variable, out: Variable) -> tuple[Variable, Variable, Variable] | None:
@@ -25,17 +25,16 @@ def _scaled_product(v: Variable, out: Variable) -> tuple[Variable, Variable, Var
     if isinstance(node.op, Dot):
         x, y = node.inputs
         return constant(1.0, dtype=out.dtype), x, y
-    if not isinstance(node.op, Elemwise) or node.op.scalar_op.name != "mul":
+    scaled = scalar_times(v, _dot_node)
+    if scaled is None:
         return None
-    if len(node.inputs) != 2:
-        return None
-    for a, b in (node.inputs, node.inputs[::-1]):
-        if b.owner is not None and isinstance(b.owner.op, Dot):
-            c = _scalar_like(a, out)
-            if c is not None:
-                x, y = b.owner.inputs
-                return c, x, y
-    return None
+    c, product = scaled
+    x, y = product.inputs
+    return c, x, y
+
+
+def _dot_node(v: Variable) -> Apply | None:
+    return v.owner if v.owner is not None and isinstance(v.owner.op, Dot) else None
 
 
 def gemm_products(node: Apply) -> list[Variable] | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from ..graph import Apply, Constant, Variable
 from ..ops.elemwise import Elemwise, elemwise
 from ..ops.shape import Alloc, DimShuffle, Shape
-from ..ops.subtensor import IncSubtensor, Subtensor
+from ..ops.subtensor import IncSubtensor, Subtensor, constant_fill
 
 
 def _zeros_inc(v: Variable) -> Apply | None:
@@ -31,13 +31,8 @@ def _zeros_inc(v: Variable) -> Apply | None:
     node = v.owner
     if node is None or not isinstance(node.op, IncSubtensor) or node.op.set_instead_of_inc:
         return None
-    base = node.inputs[0]
-    if base.owner is None or not isinstance(base.owner.op, Alloc):
-        return None
-    fill = base.owner.inputs[0]
-    if not (isinstance(fill, Constant) and fill.data.size == 1 and not fill.data.any()):
-        return None
-    return node
+    fill = constant_fill(node.inputs[0])
+    return node if fill is not None and fill == 0 else None
 
 
 def _scalar_like(c: Variable, out: Variable) -> Variable | None:
@@ -49,6 +44,22 @@ def _scalar_like(c: Variable, out: Variable) -> Variable | None:
     if c.ndim == 0:
         return c
     return DimShuffle(c.ndim, ())(c) if all(s == 1 for s in c.type.shape) else None
+
+
+def scalar_times(v: Variable, match) -> tuple[Variable, object] | None:
+    """``(c, match(w))`` when ``v`` is ``c * w`` or ``w * c`` with ``c`` a broadcast scalar (as
+    a 0-d variable) and ``match(w)`` not None; else None."""
+    node = v.owner
+    if node is None or not isinstance(node.op, Elemwise) or node.op.scalar_op.name != "mul":
+        return None
+    if len(node.inputs) != 2:
+        return None
+    for a, b in (node.inputs, node.inputs[::-1]):
+        found = match(b)
+        c = _scalar_like(a, v) if found is not None else None
+        if c is not None:
+            return c, found
+    return None
 
 
 def _as_value_of(c: Variable, value: Variable) -> Variable:
@@ -74,23 +85,17 @@ def _scaled_sparse(g: Variable) -> Variable | None:
     node = g.owner
     if node is None or not isinstance(node.op, Elemwise):
         return None
-    name = node.op.scalar_op.name
-    if name == "neg":
+    if node.op.scalar_op.name == "neg":
         inc = _zeros_inc(node.inputs[0])
         if inc is None:
             return None
         value = elemwise("neg")(inc.inputs[1])
-    elif name == "mul" and len(node.inputs) == 2:
-        for a, b in (node.inputs, node.inputs[::-1]):
-            inc = _zeros_inc(b)
-            c = _scalar_like(a, g) if inc is not None else None
-            if c is not None:
-                break
-        else:
-            return None
-        value = elemwise("mul")(_as_value_of(c, inc.inputs[1]), inc.inputs[1])
     else:
-        return None
+        scaled = scalar_times(g, _zeros_inc)
+        if scaled is None:
+            return None
+        c, inc = scaled
+        value = elemwise("mul")(_as_value_of(c, inc.inputs[1]), inc.inputs[1])
     zeros = inc.inputs[0]
     if value.dtype != g.dtype or zeros.dtype != g.dtype or zeros.ndim != g.ndim:
         return None
