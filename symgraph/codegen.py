@@ -1,14 +1,16 @@
 """CUDA C++ source for elementwise nodes: one readable kernel per fused program.
 
 An ``Elemwise`` node (a single scalar op, or a ``Composite`` fused program) becomes one
-``extern "C" __global__`` kernel with a grid-stride loop. Each input is passed in one of four ways,
+``extern "C" __global__`` kernel with a grid-stride loop. Each input is passed in one of five ways,
 chosen per call from the arrays' shapes and strides by :func:`plan_launch`:
 
 - ``'c'``: contiguous with the output's shape, read at the output's flat index ``i``;
 - ``'s'``: a single element (any broadcast scalar), read once before the loop;
 - ``'g'``: general, read at ``sum(coord[d] * stride[d])`` with per-input element strides (0 on
   broadcast axes), the coordinates coming from ``i`` and the (collapsed) output shape;
-- ``'k'``: a constant inlined into the source as a literal (scalar ``Constant`` inputs).
+- ``'k'``: a constant inlined into the source as a literal (scalar ``Constant`` inputs);
+- ``'v'``: a host scalar passed by value as a kernel argument (a learning rate, a size computed
+  on the host), so it never needs a copy to device memory.
 
 A kernel without ``'g'`` inputs is "flat" and does no index arithmetic at all. The source is plain
 C-compatible C++ (overloaded math functions, a few helpers in the preamble), so the same text
@@ -107,7 +109,7 @@ struct sg_dim3 { unsigned int x, y, z; };
 static sg_dim3 threadIdx, blockIdx, blockDim, gridDim;
 """
 
-LAYOUTS = ("c", "s", "g", "k")
+LAYOUTS = ("c", "s", "g", "k", "v")
 _COMPARISONS = {"lt", "le", "gt", "ge", "eq", "neq"}
 _INT32_MAX = 2**31 - 1
 
@@ -216,7 +218,9 @@ def _render(
         name = c.name + (f"_strided{ndim}" if ndim else "")
     params: list[tuple[str, str]] = []
     for k, lay in enumerate(layouts):
-        if lay != "k":
+        if lay == "v":
+            params.append((ctype(c.input_dtypes[k]), f"x{k}"))
+        elif lay != "k":
             params.append((f"const {ctype(c.input_dtypes[k])}* __restrict__", f"x{k}"))
     params.append((f"{ctype(out_dtype)}* __restrict__", "out"))
     params.append(("long long", "n"))
@@ -232,6 +236,8 @@ def _render(
         ct = ctype(c.input_dtypes[k])
         if lay == "k":
             names.append(literal(literals[k], c.input_dtypes[k]))
+        elif lay == "v":
+            names.append(f"x{k}")
         elif lay == "s":
             pre.append(f"const {ct} a{k} = x{k}[0];")
             names.append(f"a{k}")
@@ -332,11 +338,12 @@ class LaunchPlan:
 def plan_launch(
     out_shape: Sequence[int],
     in_shapes: Sequence[Sequence[int]],
-    in_strides: Sequence[Sequence[int] | None],
+    in_strides: Sequence[Sequence[int] | str | None],
 ) -> LaunchPlan:
     """Choose each input's layout and collapse the index space for one call.
 
-    ``in_strides`` are element strides (``None`` for an input inlined as a literal). The output
+    ``in_strides`` are element strides (``None`` for an input inlined as a literal, ``'value'``
+    for a host scalar passed by value). The output
     is C-contiguous. Axes of length 1 are dropped; neighbouring axes merge when every strided
     input steps through them as one, so a transposed or sliced input pays for as few index
     divisions as possible.
@@ -348,8 +355,8 @@ def plan_launch(
     layouts: list[str] = []
     padded: list[tuple[int, ...]] = []
     for shape, strides in zip(in_shapes, in_strides):
-        if strides is None:
-            layouts.append("k")
+        if strides is None or strides == "value":
+            layouts.append("k" if strides is None else "v")
             continue
         shape = (1,) * (nd - len(shape)) + tuple(shape)
         strides = (0,) * (nd - len(strides)) + tuple(strides)

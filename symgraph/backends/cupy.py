@@ -139,40 +139,48 @@ class ElementwiseLauncher:
         self._plans: dict[tuple, tuple] = {}
 
     def __call__(self, *xs: Any) -> Any:
-        entry = self._plans.get(tuple([(x.shape, x.strides) for x in xs]))
+        key = self._key(xs)
+        entry = self._plans.get(key)
         if entry is None:
-            entry = self._prepare(xs)
+            entry = self._prepare(xs, key)
         kernel, grid, shape, passed, tail = entry
         out = self.xp.empty(shape, self.out_dtype)
         if grid:
-            args = [xs[k] if c is None else c for k, c in passed]
-            for pos, a in enumerate(args):
-                if not isinstance(a, self.array_type):  # a host scalar (rare): copy it over
-                    args[pos] = self.xp.asarray(a)
+            # a host scalar goes by value, as the kernel parameter's exact type
+            args = [xs[k] if c is None else c(xs[k]) if callable(c) else c for k, c in passed]
             kernel((grid,), (self.BLOCK,), (*args, out, *tail))
         return out
 
-    def _prepare(self, xs: Sequence[Any]) -> tuple:
+    def _key(self, xs: Sequence[Any]) -> tuple:
+        array = self.array_type
+        return tuple([(x.shape, x.strides) if isinstance(x, array) else None for x in xs])
+
+    def _prepare(self, xs: Sequence[Any], key: tuple) -> tuple:
         from .. import codegen
         from ..graph import Constant
 
-        shapes = [tuple(x.shape) for x in xs]
-        strides = [None if k in self.literals else _element_strides(x) for k, x in enumerate(xs)]
+        shapes = [tuple(np.shape(x)) if s is None else s[0] for x, s in zip(xs, key)]
+        strides: list[Any] = [
+            None if k in self.literals else "value" if s is None else _element_strides(x)
+            for k, (x, s) in enumerate(zip(xs, key))
+        ]
         shape = tuple(np.broadcast_shapes(*shapes)) if shapes else ()
         plan = codegen.plan_launch(shape, shapes, strides)
         ks = codegen.render_node(self.node, plan, self.literals)
         kernel = self.compile_kernel(ks)
         grid = min(-(-plan.size // self.BLOCK), self.max_blocks())
         # Constants that are not inlined (non-finite, or arrays) go to the device once.
-        passed = [
-            (k, self.xp.asarray(xs[k]) if isinstance(self.node.inputs[k], Constant) else None)
-            for k, lay in enumerate(plan.layouts)
-            if lay != "k"
-        ]
+        passed: list[tuple[int, Any]] = []
+        for k, lay in enumerate(plan.layouts):
+            if lay == "v":
+                passed.append((k, np.dtype(self.node.inputs[k].dtype).type))
+            elif lay != "k":
+                const = isinstance(self.node.inputs[k], Constant)
+                passed.append((k, self.xp.asarray(xs[k]) if const else None))
         tail = [np.int64(plan.size)] + [np.int64(n) for n in plan.shape]
         tail += [np.int64(s) for st in plan.strides for s in st]
         entry = (kernel, grid, shape, passed, tail)
-        self._plans[tuple([(x.shape, x.strides) for x in xs])] = entry
+        self._plans[key] = entry
         return entry
 
 

@@ -146,6 +146,7 @@ def function(
             nan_guard=guard,
             profiler=profiler,
             updates=inplace_updates,
+            host_inputs=[k for k, v in enumerate(in_vars) if v.ndim == 0],
         )
     t3 = time.perf_counter()
     fn = Function(
@@ -278,6 +279,9 @@ class Function:
         self._types = [(v.type, np.dtype(v.dtype), v.ndim) for v in self.inputs]
         self._names = {s.name: k for k, s in enumerate(in_specs) if s.name}
         self._on_device = backend.name != "cpu"
+        host_inputs = set(getattr(program, "host_inputs", ()))
+        # on a device, inputs are copied over once per call, except 0-d ones (host values)
+        self._to_device = [k not in host_inputs for k in range(len(self.inputs))]
         self._trust_input = False
         self._n_in = len(self._types)
         # outputs (and new shared values) that are inputs, shared or constant values, or views
@@ -378,13 +382,15 @@ class Function:
             args = vals
         if self._on_device:
             to_device = self.backend.to_device
-            args = [to_device(a) for a in args]
+            args = [to_device(a) if d else a for a, d in zip(args, self._to_device)]
         results = self._fn(*args)
         n = self.n_outputs
         for k, (target, value) in enumerate(zip(self.update_targets, results[n:])):
             # NumPy ops on 0-d arrays return scalars; shared state stays an ndarray
             if isinstance(value, np.generic):
                 value = np.asarray(value)
+            if self._on_device and type(value) is np.ndarray:  # computed on the host
+                value = self.backend.to_device(value)
             target.value = value.copy() if k in self._copy_updates else value
         outs = results[:n]
         if self._on_device:

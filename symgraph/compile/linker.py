@@ -10,17 +10,19 @@ and dtypes, and the user's line that created the node.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..backends.numpy import BACKEND as NUMPY_BACKEND
 from ..config import config
 from ..errors import NaNDetectedError, SymgraphError, where
 from ..graph import Apply, Constant, SharedVariable, Variable
 from ..ops.elemwise import Elemwise
 from ..profiling import building_node
 from .inplace import inplace_line, plan_inplace, plan_kept_buffers
+from .placement import device_copier, host_scalar, operand_conversion, plan_placement
 
 
 class LinkedProgram:
@@ -39,6 +41,7 @@ class LinkedProgram:
         self.source = source
         self.line_to_node = line_to_node
         self.nodes = nodes
+        self.host_inputs: list[int] = []  # inputs passed as host values (device backends)
 
 
 def link(
@@ -51,11 +54,14 @@ def link(
     name: str = "compiled",
     reuse_buffers: bool = True,
     updates: Sequence[tuple[Variable, SharedVariable]] = (),
+    host_inputs: Collection[int] = (),
 ) -> LinkedProgram:
     """Generate ``fn(*input_values) -> tuple(output_values)``.
 
     ``inputs`` are the explicit inputs; shared variables and constants in the graph are read by
     the function itself (shared values at call time, so updates are seen by the next call).
+    On a device backend, ``host_inputs`` are the positions of inputs passed as host values, and
+    shape arithmetic runs on the host (see ``placement``).
     """
     env: dict[str, Any] = {}
     names: dict[int, str] = {}
@@ -71,6 +77,13 @@ def link(
     for k, v in enumerate(inputs):
         names[id(v)] = f"i{k}"
 
+    on_device = backend.name != "cpu"
+    host, host_nodes = plan_placement(inputs, nodes, host_inputs) if on_device else (set(), set())
+    env["__dev"], env["__hs"] = device_copier(backend), host_scalar
+
+    def backend_of(k: int) -> Any:
+        return NUMPY_BACKEND if k in host_nodes else backend
+
     body_prefix: list[str] = []
     # Shared values are read once per call; constants are bound once at link time.
     needed = {id(v): v for node in nodes for v in node.inputs}
@@ -85,7 +98,7 @@ def link(
             body_prefix.append(f"    {names[id(v)]} = {sv}.value")
         elif isinstance(v, Constant):
             cname = new_name("c")
-            env[cname] = backend.to_device(v.data) if v.data.ndim else v.data
+            env[cname] = v.data if id(v) in host or not on_device else backend.to_device(v.data)
             names[id(v)] = cname
         elif v.owner is None:
             raise SymgraphError(f"internal: unbound graph input {v}")
@@ -100,21 +113,26 @@ def link(
     impls = []
     for k, node in enumerate(nodes):
         with building_node(profiler, k):
-            impls.append(node.op.make_impl(node, backend))
+            impls.append(node.op.make_impl(node, backend_of(k)))
     inplace = plan_inplace(nodes, outputs, impls, backend, updates) if reuse_buffers else {}
     keep_products = reuse_buffers and not config.allow_gc
     kept = plan_kept_buffers(nodes, outputs, inplace, backend) if keep_products else set()
     for k in kept:
-        impls[k] = nodes[k].op.make_impl(nodes[k], backend, keep_buffer=True)
+        impls[k] = nodes[k].op.make_impl(nodes[k], backend_of(k), keep_buffer=True)
     env["__ndarray"] = np.ndarray
     for k, node in enumerate(nodes):
         fname = f"f{k}"
         env[fname] = impls[k]
         if k in inplace and not isinstance(node.op, Elemwise):
-            env[f"{fname}_inplace"] = node.op.make_impl(node, backend, inplace=True)
+            env[f"{fname}_inplace"] = node.op.make_impl(node, backend_of(k), inplace=True)
         for o in node.outputs:
             names[id(o)] = new_name("v")
-        args = ", ".join(names[id(v)] for v in node.inputs)
+        arg_names = [names[id(v)] for v in node.inputs]
+        if on_device and k not in host_nodes:  # host values read by a device node
+            for pos, v in enumerate(node.inputs):
+                if id(v) in host:
+                    arg_names[pos] = _device_read(node, pos, arg_names[pos], env, backend)
+        args = ", ".join(arg_names)
         outs = ", ".join(names[id(o)] for o in node.outputs)
         if len(node.outputs) > 1:
             outs += ","
@@ -126,7 +144,7 @@ def link(
         if static is not None:
             env[fname] = static[0]
         if k in inplace:
-            arg_list = [names[id(v)] for v in node.inputs]
+            arg_list = arg_names
             known = static[1] if static is not None else None
             line = inplace_line(outs, fname, arg_list, inplace[k], node, shapes_allow=known)
             lines.append("        " + line)
@@ -147,7 +165,8 @@ def link(
         if dead:
             lines.append(f"        del {', '.join(dead)}")
 
-    ret = ", ".join(names[id(v)] for v in outputs)
+    # a device program hands back device values (a loop writes them into device buffers)
+    ret = ", ".join(f"__dev({names[id(v)]})" if id(v) in host else names[id(v)] for v in outputs)
     src_lines = header + body_prefix + ["    try:"] + (lines or ["        pass"])
     src_lines += [
         "    except Exception as __e:",
@@ -156,6 +175,7 @@ def link(
     ]
     source = "\n".join(src_lines) + "\n"
     program = LinkedProgram(None, source, line_to_node, list(nodes), outputs)
+    program.host_inputs = sorted(host_inputs) if on_device else []
     env["__fail"] = lambda e, local_vars: _reraise(program, e, local_vars, names)
     env["__clock"] = time.perf_counter
     env["__nan_check"] = lambda k, value: _nan_check(program.nodes[k], value, backend)
@@ -163,6 +183,22 @@ def link(
     exec(code, env)
     program.fn = env[name]
     return program
+
+
+def _device_read(node: Apply, pos: int, name: str, env: dict, backend: Any) -> str:
+    """The expression by which a device node reads the host value ``name`` (see placement)."""
+    how = operand_conversion(node, pos)
+    if how is None:
+        return name
+    if how == "scalar":
+        return f"__hs({name})"
+    v = node.inputs[pos]
+    if isinstance(v, Constant):  # copied once, now
+        dname = f"{name}_dev"
+        if dname not in env:
+            env[dname] = backend.to_device(v.data)
+        return dname
+    return f"__dev({name})"
 
 
 def _static_inplace(node: Apply, impl: Any, pos: int | None) -> tuple[Callable, bool] | None:

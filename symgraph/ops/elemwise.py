@@ -17,6 +17,7 @@ class Elemwise(Op):
     """Applies ``scalar_op`` elementwise, broadcasting its inputs like NumPy."""
 
     __props__ = ("scalar_op",)
+    scalar_operands = True  # a host scalar is a kernel argument by value (placement)
 
     def __init__(self, scalar_op: S.ScalarOp):
         self.scalar_op = scalar_op

@@ -20,6 +20,8 @@ _SHORT_INNER = 128
 class Gemm(Op):
     """``z + alpha * dot(x, y)`` for matrices ``z, x, y`` and a scalar ``alpha``."""
 
+    scalar_operands = True  # alpha stays a host number: no copy, no synchronising test
+
     # The linker may let the result overwrite ``z`` when ``z`` dies here (the SGD update of a
     # shared weight then writes straight into the weight's own array).
     destroyable_input = 0

@@ -18,6 +18,8 @@ _ids = itertools.count()
 class RandomOp(Op):
     """Draw from ``dist`` with parameters given as inputs and a shape given as a vector."""
 
+    host_operands = (0,)  # the shape is read on the host (placement)
+
     __props__ = ("dist", "dtype", "uid")
     no_fold = True
     differentiable = False

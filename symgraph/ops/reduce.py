@@ -242,6 +242,7 @@ class SumToShapeOf(Op):
 
     __props__ = ("out_shape",)
     differentiable = False  # introduced after gradients are built
+    host_operands = (1,)  # the shape is read on the host (placement)
 
     def __init__(self, out_shape: tuple):
         self.out_shape = tuple(out_shape)

@@ -27,6 +27,8 @@ def _T():
 class Shape(Op):
     """The shape of ``x`` as an int64 vector."""
 
+    host_outputs = True  # array metadata, read without the device (placement)
+
     def make_node(self, x: Any) -> Apply:
         x = as_tensor_variable(x)
         return Apply(self, [x], [TensorType("int64", (x.ndim,))])
@@ -143,6 +145,7 @@ class Reshape(Op):
     """Reshape ``x`` to a shape vector (a constant or symbolic int vector; -1 allowed once)."""
 
     __props__ = ("ndim",)
+    host_operands = (1,)  # the shape is read on the host (placement)
 
     def __init__(self, ndim: int):
         self.ndim = ndim
@@ -250,6 +253,8 @@ def make_vector(*scalars: Any, dtype: str = "int64") -> Variable:
 
 class Alloc(Op):
     """An array of shape ``shape`` filled with (a broadcast of) ``value``."""
+
+    scalar_operands = True  # a host fill value is written by value (placement)
 
     def make_node(self, value: Any, *shape_scalars: Any) -> Apply:
         value = as_tensor_variable(value)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..compile.linker import ComputeError
+from ..compile.placement import device_copier
 from ..errors import ShapeError, SymgraphError, where
 from ..graph import Apply
 from .op import Scan
@@ -38,6 +39,9 @@ def build_loop(op: Scan, node: Apply, backend: Any):
     emit = src.append
     params = ", ".join(["n_steps", *seq_args, *init_args.values(), *nonseq_args])
     emit(f"def scan_loop({params}):")
+    if backend.name != "cpu":  # host values (NumPy scalars, shapes) read by the step go over once
+        for a in [*seq_args, *init_args.values(), *nonseq_args]:
+            emit(f"    {a} = __dev_in({a})")
 
     # number of steps
     if op.n_from_seqs:
@@ -212,6 +216,7 @@ def build_loop(op: Scan, node: Apply, backend: Any):
 
     env = {
         "__step": step,
+        "__dev_in": device_copier(backend),
         "__empty": xp.empty,
         "__shape": np.shape,
         "__copy": _copy,

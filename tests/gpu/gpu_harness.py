@@ -114,8 +114,12 @@ def run_on_host(
 ) -> None:
     """Launch ``ks`` as the CUDA backend would (same argument list), on a host "grid"."""
     args: list[Any] = []
+    by_value = {"float": ctypes.c_float, "double": ctypes.c_double, "int": ctypes.c_int}
     for k, lay in enumerate(plan.layouts):
-        if lay != "k":
+        if lay == "v":  # a host scalar, passed by value as the kernel parameter's C type
+            ctype = next(t for t, n in ks.params if n == f"x{k}")
+            args.append(by_value[ctype](np.asarray(inputs[k]).item()))
+        elif lay != "k":
             args.append(ctypes.c_void_p(inputs[k].ctypes.data))
     args.append(ctypes.c_void_p(out.ctypes.data))
     args.append(ctypes.c_longlong(plan.size))

@@ -14,7 +14,9 @@ from gpu_harness import (
     compile_for_device,
     compile_with_nvcc,
     device_compiler,
+    host_library,
     run_composite_on_host,
+    run_on_host,
 )
 from gpu_patterns import Program, non_contiguous, patterns, random_inputs
 
@@ -35,6 +37,26 @@ def _check(out: np.ndarray, ref: np.ndarray, what: str) -> None:
     assert out.shape == ref.shape and out.dtype == ref.dtype, (what, out.shape, ref.shape)
     # float32 end to end: a few ulps (libm tanh/exp vs NumPy's SIMD versions, FMA contraction)
     np.testing.assert_allclose(out, ref, rtol=4e-6, atol=1e-6, err_msg=what)
+
+
+@needs_cxx
+def test_a_host_scalar_is_a_kernel_argument_by_value():
+    # p - lr * g with lr a host number (layout 'v'): a float parameter, no pointer, no load
+    prog = Program("float32", "float32", "float32")
+    composite = prog.build(prog("sub", 0, prog("mul", 1, 2)))
+    rng = np.random.default_rng(0)
+    p, g = rng.normal(size=(5, 7)).astype("float32"), rng.normal(size=(5, 7)).astype("float32")
+    lr = np.float32(0.25)
+    plan = cg.plan_launch((5, 7), [(5, 7), (), (5, 7)], [(7, 1), "value", (7, 1)])
+    assert plan.layouts == ("c", "v", "c")
+    ks = cg.render_kernel(composite, plan.layouts, 0, {}, plan.index_type, "sgd_by_value")
+    assert ("float", "x1") in ks.params and "x1[" not in ks.source
+    lib = host_library([ks])
+    out = np.full((5, 7), 123, "float32")
+    run_on_host(lib, ks, plan, [p, lr, g], out)
+    _check(out, p - lr * g, "p - lr * g with lr by value")
+    if device_compiler() is not None:
+        compile_for_device(ks.source, ks.name + ".cu")  # and NVRTC/nvcc take it for sm_90
 
 
 @needs_cxx
