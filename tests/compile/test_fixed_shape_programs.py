@@ -5,12 +5,16 @@ comparisons; results are those of the unfused graph."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.ops.composite import Composite
 from symgraph.ops.scalar import SCALAR_OPS
 from symgraph.scan.op import Scan
+
+# fixed-shape entries belong to the NumPy backend's fused programs
+pytestmark = pytest.mark.cpu_strategy
 
 
 def _step_programs(f):

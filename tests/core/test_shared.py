@@ -9,6 +9,7 @@ import symgraph as sg
 import symgraph.tensor as T
 
 
+@pytest.mark.host_memory
 def test_shared_copies_its_initial_value_unless_borrowed():
     data = np.arange(4, dtype="float32")
     s = sg.shared(data, name="s")
@@ -19,6 +20,7 @@ def test_shared_copies_its_initial_value_unless_borrowed():
     assert b.get_value(borrow=True) is data and b.get_value()[1] == 200
 
 
+@pytest.mark.host_memory
 def test_get_value_copies_by_default_and_borrow_aliases():
     s = sg.shared(np.zeros(3, "float64"), name="s")
     v = s.get_value()
@@ -29,6 +31,7 @@ def test_get_value_copies_by_default_and_borrow_aliases():
     assert s.get_value()[0] == 7
 
 
+@pytest.mark.host_memory
 def test_set_value_copies_by_default_and_borrow_aliases():
     s = sg.shared(np.zeros(3, "float32"), name="s")
     new = np.ones(3, "float32")
@@ -68,6 +71,7 @@ def test_shared_dtypes_and_scalars():
         sg.shared(np.array([object()]), name="bad")
 
 
+@pytest.mark.host_memory
 def test_functions_see_new_values_and_updates():
     s = sg.shared(np.ones(3, "float32"), name="s")
     f = sg.function([], s * 2)
@@ -111,6 +115,7 @@ def test_shared_variable_in_graph_with_givens_replacement():
         sg.function([], s, givens={s: T.matrix()})
 
 
+@pytest.mark.host_memory
 def test_update_to_another_shared_value_or_input_does_not_alias():
     a = sg.shared(np.zeros(2, "float64"), name="a")
     b = sg.shared(np.ones(2, "float64"), name="b")

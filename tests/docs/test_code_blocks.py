@@ -18,6 +18,9 @@ DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 NO_RUN = "<!-- no-run -->"
 
+# the documents show what a user sees on a CPU
+pytestmark = pytest.mark.cpu_strategy
+
 
 def python_blocks(text: str) -> list[tuple[int, str, bool]]:
     """``(line number, source, runnable)`` for each fenced python block of a Markdown text."""

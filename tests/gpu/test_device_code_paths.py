@@ -1,48 +1,19 @@
-"""The device code paths, run on the CPU: a stand-in backend named like a GPU backend whose arrays
-are a distinct ndarray subclass. Compiled functions, scan loops, gradients and updates must give
-the CPU's numbers through it, keep shared state in "device" arrays between calls, and hand
-NumPy arrays back to the caller. (What only a real GPU shows — kernels, cuBLAS, speed — is
-checked by benchmarks/gpu_check.py when a device is lent.)"""
+"""The CUDA backend run on the CPU against CuPy emulated by ``emulated_cupy``: compiled functions,
+scan loops, gradients and updates must give the CPU's numbers through the real backend code and
+host-compiled kernels, keep shared state on the "device" between calls, copy only the inputs in
+and the outputs out, never synchronise inside a loop, and hand NumPy arrays back to the caller.
+(What only a real GPU shows — cuBLAS, CuPy's own kernels, speed — is checked by
+benchmarks/gpu_check.py when a device is lent.)"""
 
 from __future__ import annotations
 
+import emulated_cupy
 import numpy as np
-import pytest
 
 import symgraph as sg
-import symgraph.backends.cupy as cupy_backend
 import symgraph.tensor as T
 
-
-class DeviceArray(np.ndarray):
-    """Marks arrays that live "on the device"."""
-
-
-class StandInBackend:
-    name = "cuda"
-    xp = np
-
-    def __init__(self) -> None:
-        self.transfers = {"to_device": 0, "to_host": 0}
-
-    def to_device(self, a):
-        self.transfers["to_device"] += 1
-        return np.asarray(a).view(DeviceArray)
-
-    def to_host(self, a):
-        self.transfers["to_host"] += 1
-        return np.asarray(a).view(np.ndarray)
-
-    @staticmethod
-    def scatter_add(out, idx, values):
-        np.add.at(out, idx, values)
-
-
-@pytest.fixture
-def device(monkeypatch):
-    backend = StandInBackend()
-    monkeypatch.setattr(cupy_backend, "get_backend", lambda required: backend)
-    return backend
+STATS = emulated_cupy.STATS
 
 
 def rnn_program(seed: int = 0):
@@ -66,36 +37,41 @@ def rnn_program(seed: int = 0):
     return x, y, cost, params, grads
 
 
+def train(build, dev: str, xs, ys, lr: float, calls: int = 3):
+    """``calls`` SGD steps of ``build()``'s program on ``dev``: losses, parameters, and what
+    crossed between host and device during the steps."""
+    with sg.config.change_flags(device=dev):
+        x, y, cost, params, grads = build()
+        updates = [(p, p - lr * g) for p, g in zip(params, grads)]
+        step = sg.function([x, y], cost, updates=updates)
+        if dev == "cuda":  # shared state lives on the device
+            assert all(type(p.get_value(return_device=True)).__module__ == "cupy" for p in params)
+        emulated_cupy.reset_stats()
+        losses = [step(xs, ys) for _ in range(calls)]
+        crossed = dict(STATS)
+        return losses, [p.get_value() for p in params], crossed
+
+
+def check_device_training(build, xs, ys, lr):
+    cpu_losses, cpu_params, _ = train(build, "cpu", xs, ys, lr)
+    losses, params, crossed = train(build, "cuda", xs, ys, lr)
+    # per call: the two inputs go over, the loss comes back, and that read is the only
+    # synchronisation: the parameters, their updates and every loop step stay on the device
+    assert crossed["to_device"] == 3 * 2, emulated_cupy.events("to_device")
+    assert crossed["to_host"] == 3 * 1, emulated_cupy.events("to_host")
+    assert crossed["syncs"] == 3 * 1, emulated_cupy.events("syncs")
+    assert crossed["launches"] > 0  # generated kernels ran
+    assert all(type(v) is np.ndarray for v in losses)  # the caller gets host arrays
+    np.testing.assert_allclose(losses, cpu_losses, rtol=1e-12)
+    for a, b in zip(params, cpu_params):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert cpu_losses[2] < cpu_losses[0]  # it trains
+
+
 def test_training_through_the_device_path_matches_the_cpu(device):
     xs = np.array([1, 4, 2, 9], "int32")
     ys = np.array([4, 2, 9, 0], "int32")
-    results = {}
-    for dev in ("cpu", "cuda"):
-        x, y, cost, params, grads = rnn_program()
-        if dev == "cuda":
-            for p in params:
-                p.set_value(p.get_value())
-                p.value = device.to_device(p.value)
-        step = sg.function(
-            [x, y], cost, updates=[(p, p - 0.1 * g) for p, g in zip(params, grads)], device=dev
-        )
-        before = dict(device.transfers)
-        losses = [float(step(xs, ys)) for _ in range(3)]
-        if dev == "cuda":
-            # per call: the two inputs go to the device and the one output comes back; the
-            # parameters and their updates never cross
-            assert device.transfers["to_device"] - before["to_device"] == 3 * 2
-            assert device.transfers["to_host"] - before["to_host"] == 3 * 1
-            out = step(xs, ys)
-            assert type(out) is np.ndarray  # the caller gets host arrays
-            losses.append(float(out))
-        else:
-            losses.append(float(step(xs, ys)))
-        results[dev] = (losses, [p.get_value() for p in params])
-    np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=1e-12)
-    for a, b in zip(results["cuda"][1], results["cpu"][1]):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
-    assert results["cpu"][0][2] < results["cpu"][0][0]  # it trains
+    check_device_training(rnn_program, xs, ys, 0.1)
 
 
 def test_reductions_and_indexing_on_the_device_path(device):
@@ -141,22 +117,4 @@ def test_batched_training_through_the_device_path_matches_the_cpu(device):
     rng = np.random.default_rng(1)
     xs = rng.integers(0, 13, (4, 3)).astype("int32")
     ys = rng.integers(0, 13, (4, 3)).astype("int32")
-    results = {}
-    for dev in ("cpu", "cuda"):
-        x, y, cost, params, grads = batched_gru_program()
-        if dev == "cuda":
-            for p in params:
-                p.value = device.to_device(p.get_value())
-        step = sg.function(
-            [x, y], cost, updates=[(p, p - 0.5 * g) for p, g in zip(params, grads)], device=dev
-        )
-        before = dict(device.transfers)
-        losses = [float(step(xs, ys)) for _ in range(3)]
-        if dev == "cuda":  # inputs in, the loss out; parameters and updates never cross
-            assert device.transfers["to_device"] - before["to_device"] == 3 * 2
-            assert device.transfers["to_host"] - before["to_host"] == 3 * 1
-        results[dev] = (losses, [p.get_value() for p in params])
-    np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=1e-12)
-    for a, b in zip(results["cuda"][1], results["cpu"][1]):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
-    assert results["cpu"][0][2] < results["cpu"][0][0]
+    check_device_training(batched_gru_program, xs, ys, 0.5)

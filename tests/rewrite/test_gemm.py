@@ -16,6 +16,7 @@ def _ops(f):
     return [type(n.op) for n in f.program.nodes]
 
 
+@pytest.mark.cpu_strategy
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_sgd_step_of_a_weight_matrix_is_one_gemm_into_the_weight(dtype):
     rng = np.random.default_rng(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
@@ -22,6 +23,7 @@ def _bias_layer(mode: str):
     return sg.function([h, y], [cost, gV, gc], mode=mode)
 
 
+@pytest.mark.cpu_strategy
 def test_the_bias_gradient_reads_only_the_shape_of_the_logits():
     f = _bias_layer("FAST_RUN")
     nodes = f.program.nodes

@@ -28,6 +28,7 @@ def _nodes(f):
     return f.program.nodes
 
 
+@pytest.mark.cpu_strategy
 @pytest.mark.parametrize("column_lookup", [True, False])
 def test_sgd_update_of_an_embedding_scatters_into_the_parameter(column_lookup):
     f, E = _embedding_step(column_lookup)
@@ -113,6 +114,7 @@ def test_a_zeros_of_another_shape_is_not_moved():
     np.testing.assert_allclose(f(np.zeros((3, 2)), np.array([0], "int32")), np.ones((3, 2)))
 
 
+@pytest.mark.cpu_strategy
 def test_gradients_of_several_slices_fill_one_zeros_array_in_place():
     # W[0], W[1], W[2] used separately (GRUTheano's gates): the gradient of W is one zeros
     # array incremented slice by slice, not a sum of three W-sized arrays

@@ -1,0 +1,564 @@
+"""CuPy emulated on the CPU, as strict as CuPy where a first GPU run would break.
+
+symgraph's CUDA backend (``symgraph/backends/cupy.py``) and every op's ``xp`` path run unchanged
+against this module when it is installed as ``cupy``/``cupyx`` (:func:`install`). What it checks
+that a NumPy-subclass stand-in cannot:
+
+- device arrays are not NumPy arrays: ``np.asarray(device_array)`` raises the TypeError CuPy
+  raises, and a NumPy array (0-d included) handed to a device function, ufunc, ``out=`` or
+  ``a[...] = value`` raises CuPy's ``Unsupported type`` TypeError;
+- only names the installed CuPy really has exist (module functions, ufunc methods, array
+  methods, ``cupy.random.Generator`` methods), so code calling a NumPy-only function fails here;
+- reductions and scalar indexing give 0-d device arrays (CuPy), not NumPy scalars;
+- ``RawKernel`` compiles the exact generated CUDA source with the host C++ compiler under
+  ``codegen.HOST_SHIM`` and runs it over a host grid; scalar and pointer arguments must match the
+  kernel's parameter types exactly (a mismatch is silent garbage on a GPU);
+- :data:`STATS` counts host<->device copies, synchronising reads and kernel launches, so tests can
+  assert that a training step does not synchronise inside its loops.
+
+What it cannot show: CuPy's own numerics, cuBLAS, fast-math, timing. That is for a real device
+(``benchmarks/gpu_check.py``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import sys
+import traceback
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+try:  # CuPy imports without a GPU; its namespace tells which names really exist
+    import cupy as _real_cupy
+    import cupyx as _real_cupyx
+    from cupy.cuda import nvrtc as _real_nvrtc
+except ImportError:  # pragma: no cover - the test extra installs CuPy
+    _real_cupy = _real_cupyx = _real_nvrtc = None
+
+STATS = {"to_device": 0, "to_host": 0, "syncs": 0, "launches": 0, "compiles": 0}
+# where each copy or synchronisation happened: (kind, the innermost lines of symgraph or of a
+# generated program); for failure messages
+EVENTS: list[tuple[str, str]] = []
+_UNSUPPORTED = "Unsupported type {}"
+_IMPLICIT = (
+    "Implicit conversion to a NumPy array is not allowed. "
+    "Please use `.get()` to construct a NumPy array explicitly."
+)
+
+
+def reset_stats() -> None:
+    for k in STATS:
+        STATS[k] = 0
+    EVENTS.clear()
+
+
+def _count(kind: str) -> None:
+    STATS[kind] += 1
+    if kind in ("to_device", "to_host", "syncs"):
+        frames = [
+            f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.line or ''}".strip()
+            for f in traceback.extract_stack()[:-2]
+            if "symgraph" in f.filename and "emulated_cupy" not in f.filename
+        ]
+        EVENTS.append((kind, " <- ".join(reversed(frames[-3:]))))
+
+
+def events(kind: str) -> str:
+    """The places of the recorded events of ``kind``, one per line, most frequent first."""
+    from collections import Counter
+
+    counts = Counter(where for k, where in EVENTS if k == kind)
+    return "\n".join(f"{n} x {where}" for where, n in counts.most_common())
+
+
+def _has(real: Any, name: str) -> bool:
+    return real is None or hasattr(real, name)
+
+
+# -- arrays ---------------------------------------------------------------------------------
+
+
+class ndarray(np.lib.mixins.NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
+    """A device array: a NumPy array behind a wall that only explicit copies cross."""
+
+    __slots__ = ("_a",)
+    __array_priority__ = 100
+    __hash__ = None  # type: ignore[assignment]
+    __module__ = "cupy"  # as CuPy's (code finds the array's module by this name)
+
+    def __init__(self, shape: Any, dtype: Any = float, order: str = "C") -> None:
+        self._a = np.empty(shape, dtype, order=order)
+
+    # NumPy's protocols: computing with NumPy functions on device arrays stays on the device
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise TypeError(_IMPLICIT)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return _ufunc(ufunc)._apply(method, inputs, kwargs)
+
+    def __array_function__(self, func: Callable, types: Any, args: Any, kwargs: Any) -> Any:
+        name = func.__name__
+        sub = func.__module__.removeprefix("numpy").lstrip(".").split(".")[0]
+        real = getattr(_real_cupy, sub, None) if sub and sub not in ("_core", "lib") else _real_cupy
+        if real is not None and not hasattr(real, name):
+            raise TypeError(f"CuPy has no {func.__module__}.{name}: it cannot run on the device")
+        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+
+    # attributes that read metadata only
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    strides = property(lambda self: self._a.strides)
+    itemsize = property(lambda self: self._a.itemsize)
+    nbytes = property(lambda self: self._a.nbytes)
+    flags = property(lambda self: self._a.flags)
+    T = property(lambda self: _wrap(self._a.T))
+    mT = property(lambda self: _wrap(self._a.mT))
+    base = property(lambda self: None if self._a.base is None else _wrap(self._a.base))
+
+    @property
+    def __cuda_array_interface__(self) -> dict:  # how libraries recognise device arrays
+        return {
+            "shape": self.shape,
+            "typestr": self.dtype.str,
+            "data": (self._a.ctypes.data, False),
+            "strides": None if self._a.flags.c_contiguous else self.strides,
+            "version": 3,
+        }
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __iter__(self):
+        return (_wrap(v) for v in self._a)
+
+    def __repr__(self) -> str:
+        return f"emulated_cupy.ndarray({np.array2string(self._a)}, dtype={self.dtype})"
+
+    __str__ = __repr__
+
+    # reads that copy to the host (and synchronise on a GPU)
+    def get(self, stream: Any = None, order: str = "C", out: Any = None) -> np.ndarray:
+        _count("to_host")
+        _count("syncs")
+        return np.array(self._a, order=order)
+
+    def _sync_read(self, fn: Callable) -> Any:
+        _count("syncs")
+        return fn(self._a)
+
+    def __float__(self) -> float:
+        return self._sync_read(float)
+
+    def __int__(self) -> int:
+        return self._sync_read(int)
+
+    def __bool__(self) -> bool:
+        return self._sync_read(bool)
+
+    def __index__(self) -> int:
+        return self._sync_read(lambda a: a.__index__())
+
+    def __complex__(self) -> complex:
+        return self._sync_read(complex)
+
+    def item(self, *args: Any) -> Any:
+        return self._sync_read(lambda a: a.item(*args))
+
+    def tolist(self) -> Any:
+        return self._sync_read(lambda a: a.tolist())
+
+    def set(self, arr: np.ndarray, stream: Any = None) -> None:
+        _count("to_device")
+        self._a[...] = arr
+
+    def __copy__(self) -> ndarray:
+        return _wrap(self._a.copy())
+
+    def __deepcopy__(self, memo: Any) -> ndarray:
+        return _wrap(self._a.copy())
+
+    def __getitem__(self, key: Any) -> Any:
+        return _wrap(self._a[_index(key)])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._a[_index(key)] = _unwrap(value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or not _has(getattr(_real_cupy, "ndarray", None), name):
+            raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
+        attr = getattr(self._a, name)
+        if not callable(attr):
+            return _wrap(attr)
+        return lambda *args, **kwargs: _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+
+
+def _wrap(x: Any) -> Any:
+    """NumPy results as device arrays; a NumPy scalar becomes a 0-d array, as in CuPy."""
+    if isinstance(x, np.ndarray):
+        obj = ndarray.__new__(ndarray)
+        obj._a = x
+        return obj
+    if isinstance(x, np.generic):
+        return _wrap(np.asarray(x))
+    if isinstance(x, tuple):
+        return tuple(_wrap(v) for v in x)
+    if isinstance(x, list):
+        return [_wrap(v) for v in x]
+    return x
+
+
+def _unwrap(x: Any) -> Any:
+    """Device arrays to their NumPy storage; a host NumPy array is refused, as CuPy does."""
+    if isinstance(x, ndarray):
+        return x._a
+    if isinstance(x, np.ndarray):
+        raise TypeError(_UNSUPPORTED.format(type(x)))
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _unwrap(v) for k, v in x.items()}
+    return x
+
+
+def _index(key: Any) -> Any:
+    """CuPy copies NumPy (and list) index arrays to the device; device indices stay."""
+    if isinstance(key, tuple):
+        return tuple(_index(k) for k in key)
+    if isinstance(key, ndarray):
+        return key._a
+    if isinstance(key, (np.ndarray, list)):
+        _count("to_device")
+        return np.asarray(key)
+    return key
+
+
+# -- ufuncs ---------------------------------------------------------------------------------
+
+
+class _Ufunc:
+    """A NumPy ufunc with CuPy's argument rules (device arrays and scalars only)."""
+
+    def __init__(self, ufunc: np.ufunc) -> None:
+        self._ufunc = ufunc
+        self._real = getattr(_real_cupy, ufunc.__name__, None) if _real_cupy else None
+        if _real_cupy is not None and self._real is None:
+            raise AttributeError(f"module 'cupy' has no attribute {ufunc.__name__!r}")
+        self.__name__ = ufunc.__name__
+        self.nin, self.nout = ufunc.nin, ufunc.nout
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._apply("__call__", args, kwargs)
+
+    def _apply(self, method: str, args: Any, kwargs: Any) -> Any:
+        if method != "__call__" and not _has(self._real, method):
+            raise AttributeError(f"cupy.{self.__name__} has no method {method!r}")
+        raw = []
+        for a in args:
+            if isinstance(a, (list, tuple)) and method == "__call__":
+                raise TypeError(_UNSUPPORTED.format(type(a)))
+            raw.append(_unwrap(a))
+        out = kwargs.get("out")
+        if out is not None:
+            outs = out if isinstance(out, tuple) else (out,)
+            if not all(isinstance(o, ndarray) for o in outs):
+                raise TypeError(f"out must be a cupy.ndarray, not {[type(o) for o in outs]}")
+            kwargs = {**kwargs, "out": tuple(o._a for o in outs)}
+        result = getattr(self._ufunc, method)(*raw, **kwargs)
+        if out is not None:
+            return out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        return _wrap(result)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("at", "reduce", "reduceat", "accumulate", "outer"):
+            if not _has(self._real, name):
+                raise AttributeError(f"cupy.{self.__name__} has no method {name!r}")
+            return lambda *args, **kwargs: self._apply(name, args, kwargs)
+        raise AttributeError(name)
+
+
+_UFUNCS: dict[str, _Ufunc] = {}
+
+
+def _ufunc(u: np.ufunc) -> _Ufunc:
+    w = _UFUNCS.get(u.__name__)
+    if w is None:
+        w = _UFUNCS[u.__name__] = _Ufunc(u)
+    return w
+
+
+# -- module functions -----------------------------------------------------------------------
+
+
+def asarray(a: Any, dtype: Any = None, order: Any = None, **kwargs: Any) -> ndarray:
+    if isinstance(a, ndarray):
+        return a if dtype is None or a.dtype == dtype else _wrap(a._a.astype(dtype))
+    _count("to_device")
+    return _wrap(np.array(a, dtype=dtype, order=order or "K"))
+
+
+def array(obj: Any, dtype: Any = None, copy: bool = True, order: str = "K", **kw: Any) -> ndarray:
+    if isinstance(obj, ndarray):
+        return _wrap(np.array(obj._a, dtype=dtype, copy=copy, order=order))
+    _count("to_device")
+    return _wrap(np.array(obj, dtype=dtype, order=order))
+
+
+def asnumpy(a: Any, stream: Any = None, order: str = "C", out: Any = None) -> np.ndarray:
+    return a.get(order=order) if isinstance(a, ndarray) else np.asarray(a, order=order)
+
+
+def get_array_module(*args: Any) -> Any:
+    return sys.modules[__name__] if any(isinstance(a, ndarray) for a in args) else np
+
+
+def is_available() -> bool:
+    return True
+
+
+def _function(name: str, fn: Callable) -> Callable:
+    def device_function(*args: Any, **kwargs: Any) -> Any:
+        return _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
+
+    device_function.__name__ = name
+    return device_function
+
+
+def _module_getattr(module: types.ModuleType, real: Any, numpy_ns: Any, prefix: str):
+    def getattr_(name: str) -> Any:
+        if real is not None and not hasattr(real, name):
+            raise AttributeError(f"module {prefix!r} has no attribute {name!r}")
+        value = getattr(numpy_ns, name)
+        if isinstance(value, np.ufunc):
+            return _ufunc(value)
+        if isinstance(value, type) or not callable(value):
+            return value  # dtypes, scalar types, constants are NumPy's in CuPy too
+        wrapped = _function(name, value)
+        setattr(module, name, wrapped)
+        return wrapped
+
+    return getattr_
+
+
+# -- random ---------------------------------------------------------------------------------
+
+
+class Generator:
+    """``cupy.random.Generator``: NumPy's bit stream (not CuPy's), CuPy's method list."""
+
+    def __init__(self, seed: Any = None) -> None:
+        self._gen = np.random.default_rng(seed)
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(getattr(_real_cupy, "random", None), "Generator", None)
+        if not _has(real, name):
+            raise AttributeError(f"'cupy.random.Generator' object has no attribute {name!r}")
+        method = getattr(self._gen, name)
+        return lambda *args, **kwargs: _wrap(np.asarray(method(*_unwrap(args), **kwargs)))
+
+
+def _default_rng(seed: Any = None) -> Generator:
+    return Generator(seed)
+
+
+# -- CUDA: device, runtime, kernels ---------------------------------------------------------
+
+
+class CUDARuntimeError(RuntimeError):
+    pass
+
+
+class Device:
+    MULTIPROCESSORS = 2  # few blocks, so the grid-stride loops run more than once per thread
+
+    def __init__(self, device: int = 0) -> None:
+        self.id = device
+        self.attributes = {"MultiProcessorCount": self.MULTIPROCESSORS}
+        self.compute_capability = "90"
+
+    def synchronize(self) -> None:
+        _count("syncs")
+
+    def use(self) -> None:
+        pass
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class _Runtime:
+    CUDARuntimeError = CUDARuntimeError
+
+    @staticmethod
+    def getDeviceCount() -> int:  # noqa: N802 - CuPy's name
+        return 1
+
+    @staticmethod
+    def getDeviceProperties(device: int) -> dict:  # noqa: N802
+        return {"name": b"emulated CUDA device (CPU)", "multiProcessorCount": 2, "major": 9}
+
+
+class _NvrtcVersion:
+    @staticmethod
+    def getVersion() -> tuple[int, int]:  # noqa: N802
+        return (13, 0)
+
+
+_CTYPES = {
+    "float": (ctypes.c_float, np.float32),
+    "double": (ctypes.c_double, np.float64),
+    "int": (ctypes.c_int, np.int32),
+    "long long": (ctypes.c_longlong, np.int64),
+    "unsigned int": (ctypes.c_uint, np.uint32),
+    "bool": (ctypes.c_bool, np.bool_),
+    "signed char": (ctypes.c_byte, np.int8),
+    "unsigned char": (ctypes.c_ubyte, np.uint8),
+}
+
+
+class RawKernel:
+    """The generated CUDA source compiled for the host under ``codegen.HOST_SHIM`` and launched
+    over a host grid, with CuPy's launch signature ``kernel(grid, block, args)``."""
+
+    def __init__(self, code: str, name: str, options: tuple = (), **kwargs: Any) -> None:
+        self.code, self.name, self.options = code, name, options
+        self._run: Any = None
+        self.params = _kernel_params(code, name)
+
+    def compile(self, log_stream: Any = None) -> None:
+        if self._run is None:
+            from gpu_harness import host_library
+
+            from symgraph import codegen
+
+            ks = codegen.KernelSource(self.name, self.code, self.params, (), 0)
+            self._run = getattr(host_library([ks]), f"run_{self.name}")
+            _count("compiles")
+
+    def __call__(self, grid: tuple, block: tuple, args: tuple, **kwargs: Any) -> None:
+        self.compile()
+        if len(args) != len(self.params):
+            raise TypeError(f"{self.name} takes {len(self.params)} arguments, got {len(args)}")
+        c_args = [_c_argument(self.name, p, a) for p, a in zip(self.params, args)]
+        _count("launches")
+        self._run(ctypes.c_int(int(grid[0])), ctypes.c_int(int(block[0])), *c_args)
+
+
+def _kernel_params(code: str, name: str) -> tuple[tuple[str, str], ...]:
+    m = re.search(
+        r'extern\s+"C"\s+__global__\s+void\s+' + re.escape(name) + r"\s*\(([^)]*)\)", code
+    )
+    if m is None:
+        raise ValueError(f'no extern "C" __global__ function {name!r} in the kernel source')
+    params = []
+    for p in m.group(1).split(","):
+        p = " ".join(p.replace("*", " * ").replace("__restrict__", "").split())
+        ctype, pname = p.rsplit(" ", 1)
+        params.append((ctype.replace(" *", "*").replace("const ", ""), pname))
+    return tuple(params)
+
+
+def _c_argument(kernel: str, param: tuple[str, str], value: Any) -> Any:
+    ctype, pname = param
+    where = f"kernel {kernel}, parameter {ctype} {pname}"
+    if ctype.endswith("*"):
+        if not isinstance(value, ndarray):
+            raise TypeError(f"{where}: expects a device array, got {type(value).__name__}")
+        want = _CTYPES[ctype[:-1].strip()][1]
+        if value.dtype != want:
+            raise TypeError(f"{where}: got a {value.dtype} array")
+        return ctypes.c_void_p(value._a.ctypes.data)
+    if isinstance(value, np.ndarray):  # CuPy passes only scalars by value
+        raise TypeError(f"{where}: " + _UNSUPPORTED.format(type(value)))
+    c_type, want = _CTYPES[ctype]
+    have = np.asarray(value).dtype if isinstance(value, (np.generic, ndarray)) else None
+    if isinstance(value, ndarray):
+        raise TypeError(f"{where}: a device array passed by value")
+    if have is None:  # a Python scalar: CuPy passes int as int64 and float as float64
+        have = np.dtype(np.int64) if isinstance(value, int) else np.dtype(np.float64)
+    if have != want:
+        raise TypeError(f"{where}: got a {have} scalar, which the GPU would misread")
+    return c_type(value.item() if isinstance(value, np.generic) else value)
+
+
+# -- assembling the modules -----------------------------------------------------------------
+
+
+def _build() -> dict[str, types.ModuleType]:
+    this = sys.modules[__name__]
+    cupy = types.ModuleType("cupy", "CuPy emulated on the CPU (tests/gpu/emulated_cupy.py)")
+    for name in ("ndarray", "asarray", "array", "asnumpy", "get_array_module", "is_available"):
+        setattr(cupy, name, getattr(this, name))
+    cupy.RawKernel = RawKernel
+    # CuPy's NVRTC binding (used as is: it needs no device) loads its library through this
+    cupy._environment = getattr(_real_cupy, "_environment", None)
+    cupy.__version__ = "emulated-" + getattr(_real_cupy, "__version__", "none")
+    cupy.__getattr__ = _module_getattr(cupy, _real_cupy, np, "cupy")
+
+    random = types.ModuleType("cupy.random")
+    random.default_rng = _default_rng
+    random.Generator = Generator
+    cupy.random = random
+
+    cuda = types.ModuleType("cupy.cuda")
+    cuda.Device = Device
+    cuda.runtime = _Runtime()
+    cuda.nvrtc = _real_nvrtc if _real_nvrtc is not None else _NvrtcVersion()
+    cuda.CUDARuntimeError = CUDARuntimeError
+    cupy.cuda = cuda
+
+    cupyx = types.ModuleType("cupyx", "cupyx emulated on the CPU")
+
+    def scatter_add(a: ndarray, slices: Any, value: Any) -> None:
+        if not isinstance(a, ndarray):
+            raise TypeError(_UNSUPPORTED.format(type(a)))
+        np.add.at(a._a, _index(slices), _unwrap(value))
+
+    cupyx.scatter_add = scatter_add
+    mods = {"cupy": cupy, "cupy.random": random, "cupy.cuda": cuda, "cupyx": cupyx}
+    if _real_nvrtc is not None:
+        mods["cupy.cuda.nvrtc"] = _real_nvrtc
+    return mods
+
+
+_MODULES: dict[str, types.ModuleType] | None = None
+_SAVED: dict[str, Any] = {}
+
+
+def install() -> types.ModuleType:
+    """Make ``import cupy``/``import cupyx`` give the emulation and forget any earlier device
+    probe. Returns the emulated ``cupy``; :func:`uninstall` restores what was there."""
+    global _MODULES
+    if _MODULES is None:
+        _MODULES = _build()
+    for name in _MODULES:
+        if name not in _SAVED:
+            _SAVED[name] = sys.modules.get(name)
+    sys.modules.update(_MODULES)
+    _forget_backend()
+    return _MODULES["cupy"]
+
+
+def uninstall() -> None:
+    for name, module in _SAVED.items():
+        if module is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = module
+    _SAVED.clear()
+    _forget_backend()
+
+
+def _forget_backend() -> None:
+    import symgraph.backends.cupy as backend
+
+    backend._probe_result = None
+    backend._backend = None
