@@ -173,7 +173,7 @@ class ElementwiseLauncher:
         passed: list[tuple[int, Any]] = []
         for k, lay in enumerate(plan.layouts):
             if lay == "v":
-                passed.append((k, np.dtype(self.node.inputs[k].dtype).type))
+                passed.append((k, _by_value(self.node.inputs[k].dtype)))
             elif lay != "k":
                 const = isinstance(self.node.inputs[k], Constant)
                 passed.append((k, self.xp.asarray(xs[k]) if const else None))
@@ -182,6 +182,12 @@ class ElementwiseLauncher:
         entry = (kernel, grid, shape, passed, tail)
         self._plans[key] = entry
         return entry
+
+
+def _by_value(dtype: str) -> Callable[[Any], Any]:
+    """A host scalar or one-element array as the NumPy scalar of the kernel parameter's type."""
+    scalar = np.dtype(dtype).type
+    return lambda a: scalar(a.item() if hasattr(a, "item") else a)
 
 
 def _element_strides(x: Any) -> tuple[int, ...]:

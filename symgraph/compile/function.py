@@ -18,6 +18,7 @@ from ..config import config
 from ..errors import (
     GraphTypeError,
     MissingInputError,
+    SymgraphError,
     UnusedInputError,
     report,
     user_line,
@@ -117,6 +118,8 @@ def function(
     from ..rewrite import optimize
 
     backend = get_backend(device)
+    shared_vars = [v for v in graph_inputs(targets) if isinstance(v, SharedVariable)]
+    _check_shared_placement(fname, shared_vars + [s for s, _ in upd_pairs], backend)
     mode = mode or config.mode
     if mode not in ("FAST_RUN", "FAST_COMPILE", "DEBUG_MODE"):
         raise ValueError(f"mode must be 'FAST_RUN', 'FAST_COMPILE' or 'DEBUG_MODE', got {mode!r}")
@@ -177,6 +180,21 @@ def _check_float64(nodes) -> None:
     more = f"\n  ... and {len(found) - 10} more" if len(found) > 10 else ""
     msg = f"{len(found)} node(s) compute in float64 (config.warn_float64):{lines}{more}"
     report(config.warn_float64, GraphTypeError, msg)
+
+
+def _check_shared_placement(fname: str, shared_vars: list, backend: Any) -> None:
+    """Shared state must live where the function runs: an op on one device cannot read an array
+    of the other (CuPy refuses NumPy arrays, NumPy cannot read device memory)."""
+    on_device = backend.name != "cpu"
+    for s in shared_vars:
+        if isinstance(s.value, np.ndarray) == on_device:
+            here = "on the CPU (a NumPy array)" if on_device else "on a CUDA device"
+            raise SymgraphError(
+                f"{fname} runs on device={backend.name!r}, but shared variable {s.describe()} "
+                f"lives {here}{where(s.trace)}\n  (create shared variables under the device of "
+                f"the functions that use them: SYMGRAPH_FLAGS=device=..., or "
+                f"symgraph.config.change_flags(device=...))"
+            )
 
 
 def _check_inputs(in_vars: list, trace) -> None:

@@ -17,7 +17,8 @@ class Elemwise(Op):
     """Applies ``scalar_op`` elementwise, broadcasting its inputs like NumPy."""
 
     __props__ = ("scalar_op",)
-    scalar_operands = True  # a host scalar is a kernel argument by value (placement)
+    # a host scalar or single element is a kernel argument by value (placement)
+    scalar_operands = "by_value"
 
     def __init__(self, scalar_op: S.ScalarOp):
         self.scalar_op = scalar_op
@@ -45,6 +46,17 @@ class Elemwise(Op):
         kernel = getattr(backend, "make_elemwise_kernel", None)  # CUDA: one generated kernel
         if kernel is not None and (impl := kernel(node)) is not None:
             return impl
+        impl = self._array_impl(node, backend)
+        if backend.name == "cpu":
+            return impl
+        to_device = backend.to_device
+
+        def on_device(*xs):  # no kernel for these dtypes: host scalars go over as arrays
+            return impl(*[to_device(x) if type(x) is np.ndarray else x for x in xs])
+
+        return on_device
+
+    def _array_impl(self, node: Apply, backend: Any):
         if hasattr(self.scalar_op, "make_impl"):  # a Composite runs its own fused program
             return self.scalar_op.make_impl(node, backend)
         fn = self.scalar_op.numpy(backend.xp)

@@ -172,6 +172,8 @@ def reduce(kind: str, x: Any, axis: Any = None, keepdims: bool = False, dtype=No
 class BroadcastLike(Op):
     """``g`` broadcast to the shape of ``x`` (materialised: a fresh, writable array)."""
 
+    scalar_operands = True  # a host single-element ``g`` fills by value (placement)
+
     def make_node(self, g: Any, x: Any) -> Apply:
         g, x = as_tensor_variable(g), as_tensor_variable(x)
         return Apply(self, [g, x], [TensorType(g.dtype, x.type.shape)])

@@ -254,7 +254,7 @@ def make_vector(*scalars: Any, dtype: str = "int64") -> Variable:
 class Alloc(Op):
     """An array of shape ``shape`` filled with (a broadcast of) ``value``."""
 
-    scalar_operands = True  # a host fill value is written by value (placement)
+    scalar_operands = True  # a host single-element fill value is written by value (placement)
 
     def make_node(self, value: Any, *shape_scalars: Any) -> Apply:
         value = as_tensor_variable(value)

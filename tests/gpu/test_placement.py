@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import emulated_cupy
 import numpy as np
+import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
@@ -94,3 +95,15 @@ def test_a_host_index_vector_is_copied_to_the_device_for_a_gather(device):
     with sg.config.change_flags(device="cpu"):
         expected = sg.function([m], m[rows, rows] + m[::-1][rows, 0])(mv)
     np.testing.assert_array_equal(f(mv), expected)
+
+
+def test_shared_state_on_the_other_device_is_an_error_naming_it(device):
+    with sg.config.change_flags(device="cpu"):
+        host_w = sg.shared(np.ones(3, "float32"), name="host_w")  # this line is named
+    dev_w = sg.shared(np.ones(3, "float32"), name="dev_w")
+    x = T.vector("x")
+    with pytest.raises(sg.SymgraphError, match=r"device='cuda'.*'host_w' lives on the CPU") as e:
+        sg.function([x], x * host_w)
+    assert "test_placement.py" in str(e.value) and "host_w = sg.shared" in str(e.value)
+    with pytest.raises(sg.SymgraphError, match=r"device='cpu'.*'dev_w' lives on a CUDA device"):
+        sg.function([x], [], updates=[(dev_w, x)], device="cpu")

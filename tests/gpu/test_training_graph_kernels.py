@@ -114,7 +114,8 @@ def _renamed(ks):
 
 
 def _cases(kind):
-    f = _training_function(kind)
+    with sg.config.change_flags(device="cpu"):  # the CPU graph; its kernels are checked below
+        f = _training_function(kind)
     nodes = [n for n in f.program.nodes if isinstance(n.op, Elemwise)]
     rng = np.random.default_rng(1)
     return f, [(node, _inputs_for(node, rng)) for node in nodes]

@@ -1,0 +1,72 @@
+"""The tutorial's language models (RNN, GRU, LSTM; sentence steps and minibatches) trained through
+the CUDA backend on CuPy emulated on the CPU: the CPU's numbers, state that stays on the device,
+and per step nothing crossing but the inputs in and the results out (no synchronisation inside
+the loops, where a GPU would stall)."""
+
+from __future__ import annotations
+
+import emulated_cupy
+import numpy as np
+import pytest
+
+import symgraph as sg
+from models.lm import LanguageModel, LMConfig
+
+STATS = emulated_cupy.STATS
+TINY = dict(vocab_size=23, hidden_dim=6)
+
+
+def build(dev: str, preset: str | None = None, **kw) -> LanguageModel:
+    """A tiny model with its state and compiled training functions on ``dev``."""
+    with sg.config.change_flags(device=dev):
+        if preset:
+            cfg = LMConfig.preset(preset, **TINY, **({} if "rnn" in preset else {"emb_dim": 5}))
+        else:
+            cfg = LMConfig(**TINY, emb_dim=5, **kw)
+        model = LanguageModel(cfg, seed=3)
+        model.compile_all(sentence=preset is not None)
+        return model
+
+
+def crossed(events: int, what: str) -> str:
+    return f"{STATS[what]} (expected {events}):\n" + emulated_cupy.events(what)
+
+
+@pytest.mark.parametrize("preset", ["tutorial-rnn", "tutorial-gru", "tutorial-lstm"])
+def test_tutorial_sentence_steps_on_the_device_match_the_cpu(device, preset):
+    x, y = [0, 5, 9, 2, 17, 4], [5, 9, 2, 17, 4, 1]
+    cpu, dev = build("cpu", preset), build("cuda", preset)
+    for m in (cpu, dev):
+        m.sentence_train_step(x, y, 0.05)  # compiles (and copies constants once)
+    emulated_cupy.reset_stats()
+    for _ in range(2):
+        want = cpu.sentence_train_step(x, y, 0.05)
+        got = dev.sentence_train_step(x, y, 0.05)
+        np.testing.assert_allclose(got, want, rtol=2e-5)
+    # x and y go over, the loss comes back (its read is the one synchronisation)
+    assert STATS["to_device"] == 2 * 2, crossed(4, "to_device")
+    assert STATS["syncs"] == 2 * 1, crossed(2, "syncs")
+    for name, value in cpu.get_params().items():
+        np.testing.assert_allclose(dev.get_params()[name], value, rtol=2e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_minibatch_training_on_the_device_matches_the_cpu(device, cell):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 23, (5, 3)).astype("int32")
+    y = rng.integers(0, 23, (5, 3)).astype("int32")
+    mask = np.ones((5, 3), "float32")
+    mask[3:, 2] = 0  # a shorter sentence
+    cpu, dev = build("cpu", cell=cell, layers=2), build("cuda", cell=cell, layers=2)
+    for m in (cpu, dev):
+        m.train_step(x, y, mask)
+    emulated_cupy.reset_stats()
+    for _ in range(2):
+        want, got = cpu.train_step(x, y, mask), dev.train_step(x, y, mask)
+        np.testing.assert_allclose(got, want, rtol=2e-5)
+    # x, y and the mask go over; the summed loss and the word count come back
+    assert STATS["to_device"] == 2 * 3, crossed(6, "to_device")
+    assert STATS["syncs"] == 2 * 2, crossed(4, "syncs")
+    assert type(dev.params["V"].get_value(return_device=True)).__module__ == "cupy"
+    for name, value in cpu.get_params().items():
+        np.testing.assert_allclose(dev.get_params()[name], value, rtol=2e-4, atol=1e-6)
