@@ -66,7 +66,14 @@ def run_tests(results: dict, timeout: int) -> None:
 
 
 def lm_step_rate(
-    cell: str, batch: int, steps: int, hidden: int, vocab: int, preset=None, device="cuda"
+    cell: str,
+    batch: int,
+    steps: int,
+    hidden: int,
+    vocab: int,
+    preset=None,
+    device="cuda",
+    emulation=None,
 ):
     import symgraph as sg
     from models.lm import LanguageModel, LMConfig
@@ -97,12 +104,17 @@ def lm_step_rate(
                            on_unused_input="ignore")  # fmt: skip
         prof(x, y, mask, np.float32(cfg.learning_rate))
         ops_per_step = sum(prof.profile.calls)
-    return {
+    result = {
         "step_ms": dt * 1e3,
         "tokens_per_s": batch * steps / dt,
         "compile_s": compile_s,
         "ops_per_step": ops_per_step,
     }
+    if emulation is not None:  # what one step launches, copies and waits for
+        emulation.reset_stats()
+        model.train_step(x, y, mask)
+        result["per_step"] = {k: emulation.STATS[k] for k in ("launches", "to_device", "syncs")}
+    return result
 
 
 def torch_rates(cell: str, batch: int, steps: int, hidden: int, vocab: int) -> dict:
@@ -172,6 +184,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="run the model parts on the CPU at tiny sizes (checks this script without a GPU)",
     )
+    ap.add_argument(
+        "--emulate",
+        action="store_true",
+        help="rehearse the GPU run on CuPy emulated on the CPU (tests/gpu/emulated_cupy.py) at "
+        "tiny sizes, without the tests and PyTorch; reports launches, copies and "
+        "synchronisations per step",
+    )
     args = ap.parse_args(argv)
     results: dict = {"python": platform.python_version(), "started": time.time()}
 
@@ -180,6 +199,21 @@ def main(argv=None) -> int:
 
     if args.dry_run_cpu:
         return dry_run(results, save)
+    if args.emulate:
+        sys.path.insert(0, str(ROOT / "tests" / "gpu"))
+        import emulated_cupy
+
+        was_installed = emulated_cupy.installed()
+        emulated_cupy.install()
+        try:
+            return run_on_device(args, results, save, emulated_cupy)
+        finally:
+            if not was_installed:
+                emulated_cupy.uninstall()
+    return run_on_device(args, results, save, None)
+
+
+def run_on_device(args, results: dict, save, emulation) -> int:
     from symgraph.backends.cupy import probe
 
     ok, why = probe()
@@ -197,7 +231,7 @@ def main(argv=None) -> int:
     results["cupy"] = cupy.__version__
     print("device:", results["device"], "cupy", cupy.__version__, flush=True)
     save()
-    if not args.skip_tests:
+    if not args.skip_tests and emulation is None:
         run_tests(results, args.test_timeout)
         save()
     parts = [
@@ -206,15 +240,18 @@ def main(argv=None) -> int:
         ("batched_gru", dict(cell="gru", batch=64, steps=32, hidden=512, vocab=8000)),
         ("batched_lstm", dict(cell="lstm", batch=64, steps=32, hidden=512, vocab=8000)),
     ]  # fmt: skip
+    if emulation is not None:  # the same parts at sizes the host runs in a moment
+        tiny = dict(steps=5, hidden=8, vocab=50)
+        parts = [(name, {**kw, **tiny, "batch": min(kw["batch"], 4)}) for name, kw in parts]
     for name, kw in parts:
         try:
-            results[name] = {"symgraph": lm_step_rate(**kw)}
+            results[name] = {"symgraph": lm_step_rate(**kw, emulation=emulation)}
             print(name, "symgraph", results[name]["symgraph"], flush=True)
         except Exception:
             results[name] = {"symgraph_error": traceback.format_exc()[-2000:]}
             print(name, "FAILED", results[name]["symgraph_error"], flush=True)
         save()
-        if name.startswith("batched"):
+        if name.startswith("batched") and emulation is None:
             try:
                 kw2 = {k: v for k, v in kw.items() if k != "preset"}
                 results[name]["torch"] = torch_rates(**kw2)

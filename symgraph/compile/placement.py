@@ -83,7 +83,7 @@ def operand_conversion(node: Apply, position: int) -> str | None:
 
 
 def is_host_value(a: Any) -> bool:
-    # exact type: a device backend's arrays may subclass ndarray (the test stand-in does)
+    # the exact type: an ndarray subclass may stand for device memory
     return type(a) is np.ndarray or isinstance(a, np.generic)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import emulated_cupy
 import pytest
 
@@ -14,7 +12,7 @@ import symgraph as sg
 def device():
     """CUDA emulated on the CPU (``emulated_cupy``) as the device, for one test: it is already
     installed when the whole suite runs on it (SYMGRAPH_TEST_DEVICE=emulated-cuda)."""
-    was_installed = getattr(sys.modules.get("cupy"), "RawKernel", None) is emulated_cupy.RawKernel
+    was_installed = emulated_cupy.installed()
     emulated_cupy.install()
     emulated_cupy.reset_stats()
     with sg.config.change_flags(device="cuda"):

@@ -533,6 +533,11 @@ _MODULES: dict[str, types.ModuleType] | None = None
 _SAVED: dict[str, Any] = {}
 
 
+def installed() -> bool:
+    """Whether ``import cupy`` gives the emulation now."""
+    return _MODULES is not None and sys.modules.get("cupy") is _MODULES["cupy"]
+
+
 def install() -> types.ModuleType:
     """Make ``import cupy``/``import cupyx`` give the emulation and forget any earlier device
     probe. Returns the emulated ``cupy``; :func:`uninstall` restores what was there."""
