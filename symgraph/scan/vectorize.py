@@ -165,6 +165,12 @@ def _dot(node: Apply, ins: list[Pair]) -> list | None:
             return [blas.dot(y, x)]
         if py == 1 and px == 2:
             return [blas.dot(y, _T().transpose(x))]
+        if py == 2:  # W . x_t with x_t [E, B] (hidden-major): one product over all steps
+            rows = shape.DimShuffle(3, [0, 2, 1])(y)  # [T, B, E]
+            if px == 1:
+                return [blas.dot(rows, x)]  # [T, B]
+            if px == 2:
+                return [shape.DimShuffle(3, [0, 2, 1])(blas.dot(rows, _T().transpose(x)))]
         return None
     if px <= 2 and py <= 2:
         return [blas.batched_dot(x, y)]

@@ -70,3 +70,22 @@ def test_minibatch_training_on_the_device_matches_the_cpu(device, cell):
     assert type(dev.params["V"].get_value(return_device=True)).__module__ == "cupy"
     for name, value in cpu.get_params().items():
         np.testing.assert_allclose(dev.get_params()[name], value, rtol=2e-4, atol=1e-6)
+
+
+def test_a_minibatch_gru_step_runs_few_device_ops_per_time_step(device):
+    # per time step a GPU pays a launch for each op: the input projections leave the loops (one
+    # product over all steps), leaving the recurrent products and two fused kernels forward
+    from symgraph.ops.blas import Dot
+    from symgraph.scan.op import Scan
+
+    model = build("cuda", cell="gru", layers=1)
+    x = np.zeros((5, 3), "int32")
+    model.train_step(x, x, np.ones((5, 3), "float32"))
+    loops = {}
+    for node in model._fn("train").program.nodes:
+        if isinstance(node.op, Scan):
+            (prog,) = [p for k, p in node.op._compiled["cuda"].items() if k is not None]
+            loops[node.op.name] = [type(n.op) for n in prog.nodes]
+    forward, backward = loops["step"], loops["grad_of_step"]
+    assert forward.count(Dot) == 3 and len(forward) == 5, forward
+    assert backward.count(Dot) == 3 and len(backward) <= 9, backward

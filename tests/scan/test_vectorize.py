@@ -65,7 +65,9 @@ def test_dimshuffle_and_reduce():
     check(lambda v: T.argmax(v), [("float64", (5,), normal)], [])
 
 
-@pytest.mark.parametrize("case", ["vec-mat", "mat-vec", "both", "vec-vec", "mat.vec-both"])
+@pytest.mark.parametrize(
+    "case", ["vec-mat", "mat-vec", "both", "vec-vec", "mat.vec-both", "mat-cols", "vec-cols"]
+)
 def test_dot(case):
     M = normal((3, 3))
     if case == "vec-mat":
@@ -76,6 +78,10 @@ def test_dot(case):
         check(lambda a, b: a.dot(b), [("float64", (2, 3), normal), ("float64", (3, 4), normal)], [])
     elif case == "vec-vec":
         check(lambda a, v: a.dot(v), [("float64", (3,), normal)], [normal(3)])
+    elif case == "mat-cols":  # W . x_t, x_t [E, B] (hidden-major minibatch): one product
+        check(lambda X, W: W.dot(X), [("float64", (3, 4), normal)], [normal((2, 3))], grad=True)
+    elif case == "vec-cols":
+        check(lambda X, w: w.dot(X), [("float64", (3, 4), normal)], [normal(3)], grad=True)
     else:
         check(lambda a, b: a.dot(b), [("float64", (2, 3), normal), ("float64", (3,), normal)], [])
 
