@@ -23,6 +23,7 @@ What it cannot show: CuPy's own numerics, cuBLAS, fast-math, timing. That is for
 from __future__ import annotations
 
 import ctypes
+import inspect
 import re
 import sys
 import traceback
@@ -36,8 +37,11 @@ try:  # CuPy imports without a GPU; its namespace tells which names really exist
     import cupy as _real_cupy
     import cupyx as _real_cupyx
     from cupy.cuda import nvrtc as _real_nvrtc
+
+    # CuPy resolves this lazily through ``import cupy``, which is the emulation once installed
+    _REAL_GENERATOR = _real_cupy.random.Generator
 except ImportError:  # pragma: no cover - the test extra installs CuPy
-    _real_cupy = _real_cupyx = _real_nvrtc = None
+    _real_cupy = _real_cupyx = _real_nvrtc = _REAL_GENERATOR = None
 
 STATS = {"to_device": 0, "to_host": 0, "syncs": 0, "launches": 0, "compiles": 0}
 # where each copy or synchronisation happened: (kind, the innermost lines of symgraph or of a
@@ -106,6 +110,7 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
         real = getattr(_real_cupy, sub, None) if sub and sub not in ("_core", "lib") else _real_cupy
         if real is not None and not hasattr(real, name):
             raise TypeError(f"CuPy has no {func.__module__}.{name}: it cannot run on the device")
+        _check_call(getattr(real, name, None), name, args, kwargs)
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
 
     # attributes that read metadata only
@@ -321,8 +326,33 @@ def is_available() -> bool:
     return True
 
 
+_SIGNATURES: dict[int, Any] = {}
+
+
+def _check_call(real: Any, name: str, args: Any, kwargs: Any) -> None:
+    """Raise the TypeError CuPy would for arguments its function does not take (when CuPy's
+    function has a signature to check against: most Python-level ones do)."""
+    if real is None:
+        return
+    sig = _SIGNATURES.get(id(real), False)
+    if sig is False:
+        try:
+            sig = inspect.signature(real)
+        except (TypeError, ValueError):
+            sig = None
+        _SIGNATURES[id(real)] = sig
+    if sig is not None:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"cupy.{name}{sig} does not take these arguments: {e}") from None
+
+
 def _function(name: str, fn: Callable) -> Callable:
+    real = getattr(_real_cupy, name, None)
+
     def device_function(*args: Any, **kwargs: Any) -> Any:
+        _check_call(real, name, args, kwargs)
         return _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
 
     device_function.__name__ = name
@@ -331,7 +361,7 @@ def _function(name: str, fn: Callable) -> Callable:
 
 def _module_getattr(module: types.ModuleType, real: Any, numpy_ns: Any, prefix: str):
     def getattr_(name: str) -> Any:
-        if real is not None and not hasattr(real, name):
+        if name.startswith("__") or (real is not None and not hasattr(real, name)):
             raise AttributeError(f"module {prefix!r} has no attribute {name!r}")
         value = getattr(numpy_ns, name)
         if isinstance(value, np.ufunc):
@@ -355,8 +385,7 @@ class Generator:
         self._gen = np.random.default_rng(seed)
 
     def __getattr__(self, name: str) -> Any:
-        real = getattr(getattr(_real_cupy, "random", None), "Generator", None)
-        if not _has(real, name):
+        if not _has(_REAL_GENERATOR, name):
             raise AttributeError(f"'cupy.random.Generator' object has no attribute {name!r}")
         method = getattr(self._gen, name)
         return lambda *args, **kwargs: _wrap(np.asarray(method(*_unwrap(args), **kwargs)))
