@@ -150,6 +150,7 @@ def function(
             profiler=profiler,
             updates=inplace_updates,
             host_inputs=[k for k, v in enumerate(in_vars) if v.ndim == 0],
+            host_outputs_ok=True,  # results return to the caller; updates are moved in _call
         )
     t3 = time.perf_counter()
     fn = Function(

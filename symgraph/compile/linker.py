@@ -55,13 +55,16 @@ def link(
     reuse_buffers: bool = True,
     updates: Sequence[tuple[Variable, SharedVariable]] = (),
     host_inputs: Collection[int] = (),
+    host_outputs_ok: bool = False,
 ) -> LinkedProgram:
     """Generate ``fn(*input_values) -> tuple(output_values)``.
 
     ``inputs`` are the explicit inputs; shared variables and constants in the graph are read by
     the function itself (shared values at call time, so updates are seen by the next call).
     On a device backend, ``host_inputs`` are the positions of inputs passed as host values, and
-    shape arithmetic runs on the host (see ``placement``).
+    shape arithmetic runs on the host (see ``placement``); outputs computed on the host are
+    copied to the device unless ``host_outputs_ok`` (a loop step's outputs go into device
+    buffers; a function's go back to the caller).
     """
     env: dict[str, Any] = {}
     names: dict[int, str] = {}
@@ -165,8 +168,8 @@ def link(
         if dead:
             lines.append(f"        del {', '.join(dead)}")
 
-    # a device program hands back device values (a loop writes them into device buffers)
-    ret = ", ".join(f"__dev({names[id(v)]})" if id(v) in host else names[id(v)] for v in outputs)
+    to_dev = host if not host_outputs_ok else set()
+    ret = ", ".join(f"__dev({names[id(v)]})" if id(v) in to_dev else names[id(v)] for v in outputs)
     src_lines = header + body_prefix + ["    try:"] + (lines or ["        pass"])
     src_lines += [
         "    except Exception as __e:",

@@ -26,7 +26,7 @@ def placed(f):
 def test_shape_arithmetic_runs_on_the_host_and_the_data_on_the_device(device):
     x = T.matrix("x")
     flat = x.reshape((x.shape[0] * x.shape[1],))
-    f = sg.function([x], [flat * 2, T.zeros((x.shape[1], 3))])
+    f = sg.function([x], [flat * 2, T.zeros((x.shape[1], 3)), x.shape])
     nodes, host, host_nodes = placed(f)
     for k, node in enumerate(nodes):
         if isinstance(node.op, Shape) or all(is_small(o) for o in node.outputs):
@@ -39,10 +39,11 @@ def test_shape_arithmetic_runs_on_the_host_and_the_data_on_the_device(device):
     assert operand_conversion(alloc, 1) == "scalar"  # sizes are NumPy integers
     xv = np.arange(6, dtype="float32").reshape(2, 3)
     emulated_cupy.reset_stats()
-    doubled, zeros = f(xv)
+    doubled, zeros, shape = f(xv)
     np.testing.assert_array_equal(doubled, xv.ravel() * 2)
-    assert zeros.shape == (3, 3) and not zeros.any()
-    # x goes over, the two results come back; reading the sizes never waited for the device
+    assert zeros.shape == (3, 3) and not zeros.any() and list(shape) == [2, 3]
+    # x goes over, the two arrays come back (the shape never was on the device); reading the
+    # sizes never waited for the device
     assert STATS["to_device"] == 1, emulated_cupy.events("to_device")
     assert STATS["syncs"] == 2, emulated_cupy.events("syncs")
 
