@@ -131,7 +131,7 @@ def function(
         program, nodes = link_debug(in_vars, targets, backend)
         t2 = time.perf_counter()
     else:
-        targets, nodes = optimize(in_vars, targets, mode)
+        targets, nodes = optimize(in_vars, targets, mode, device=backend.name)
         _check_float64(nodes)
         t2 = time.perf_counter()
         if profile:

@@ -1,6 +1,7 @@
 """The rewrite pipeline: one explicit, ordered list of graph rewrites run before linking.
 
 FAST_RUN:      merge/CSE + constant folding + canonicalize -> stabilize -> memory -> fusion
+               (on a device, loops' products sharing an operand are stacked first)
 FAST_COMPILE:  merge/CSE only (of nodes and of loops)
 DEBUG_MODE:    as FAST_RUN; ``function`` then checks every node against the original graph
 """
@@ -25,8 +26,10 @@ def optimize(
     mode: str,
     stats: RewriteStats | None = None,
     memo: dict[int, Variable] | None = None,
+    device: str = "cpu",
 ) -> tuple[list[Variable], list[Apply]]:
-    """Rewrite the graph of ``outputs`` for ``mode``; return the new outputs and their nodes.
+    """Rewrite the graph of ``outputs`` for ``mode`` and the backend named ``device``; return the
+    new outputs and their nodes.
 
     ``memo`` receives the mapping from original variables to rewritten ones (first pass only,
     before fusion, which replaces whole chains).
@@ -40,6 +43,10 @@ def optimize(
     outputs = rewrite_graph(outputs, CANONICALIZE + STABILIZE + LIFT, stats=stats, memo=memo)
     # the walks after each merge see the nodes it created (and merge what they duplicate)
     outputs = _merge_loops(outputs, CANONICALIZE + STABILIZE + LIFT, stats)
+    if device != "cpu":
+        from ..scan.stack import stack_shared_operand_products
+
+        outputs = rewrite_graph(outputs, [stack_shared_operand_products], stats=stats)
     outputs = transpose_dot_products(outputs)
     outputs = rewrite_graph(outputs, CANONICALIZE, stats=stats)  # merge the new transposes
     outputs = share_softmax_with_crossentropy(outputs)
