@@ -197,7 +197,7 @@ class Scan(Op):
         inputs, outputs = self.inner_inputs, self.inner_outputs
         if shapes is not None:
             inputs, outputs = self._specialize(shapes)
-        outputs, nodes = optimize(inputs, outputs, self.mode or config.mode)
+        outputs, nodes = optimize(inputs, outputs, self.mode or config.mode, device=backend.name)
         ident = "".join(c if c.isalnum() else "_" for c in self.name)
         profiler = None
         if profile_parent is not None:

@@ -8,6 +8,10 @@ loop is a kernel launch per time step, and a taller product keeps more of the de
 CPU stacked gate products were measured without gain, so the
 pipeline applies this for devices only (``optimize(..., device=)``).
 
+When the loop stores several blocks of one product for the gradient (``scan/store.py``), it
+stores the product once instead (one copy per step, not one per block), and the blocks are
+sliced from it after the loop.
+
 The rewrite runs when a function is compiled, after gradients are built, so it changes what runs,
 not what is differentiated. The blocks are cut at the weights' own row counts. The loop's step is
 compiled for the shapes it sees, so those counts are constants there and cutting costs nothing.
@@ -17,9 +21,9 @@ from __future__ import annotations
 
 from ..graph import Apply, Variable, clone_replace, toposort
 from ..ops.blas import Dot, dot
-from ..ops.shape import concatenate
-from .op import Scan
-from .parts import ScanParts, fresh
+from ..ops.shape import concatenate, shape
+from .op import OutSpec, Scan
+from .parts import Out, ScanParts, fresh
 
 
 def stack_shared_operand_products(node: Apply) -> list[Variable] | None:
@@ -47,19 +51,47 @@ def stack_shared_operand_products(node: Apply) -> list[Variable] | None:
     parts = ScanParts.of(node)
     outer_of = {id(i): o for o, i in parts.nonseqs}
     replace: dict[Variable, Variable] = {}
+    blocks: dict[int, tuple[Variable, Variable, Variable]] = {}  # block -> product, outer rows
     for dots, weights in stackable:
-        stacked = concatenate([outer_of[id(w)] for w in weights])  # [sum H, E], once per call
+        outers = [outer_of[id(w)] for w in weights]
+        stacked = concatenate(outers)  # [sum H, E], once per call
         ph = fresh(stacked, "hoisted(stacked weights)")
         parts.nonseqs.append((stacked, ph))
         product = dot(ph, dots[0].inputs[1])  # [sum H, B]: one product per step
-        block, start = {}, 0
-        for w in weights:  # the weights stay inputs of the step for their shapes only
-            end = start + w.shape[0]
+        block, start, outer_start = {}, 0, 0
+        for w, outer in zip(weights, outers):  # the weights stay step inputs for their shapes
+            end, outer_end = start + w.shape[0], outer_start + shape(outer)[0]
             block[id(w)] = product[start:end]
-            start = end
+            blocks[id(block[id(w)])] = (product, outer_start, outer_end)
+            start, outer_start = end, outer_end
         for n in dots:
             replace[n.outputs[0]] = block[id(n.inputs[0])]
     inners = clone_replace([o.inner for o in parts.outs], replace)
     for o, v in zip(parts.outs, inners):
         o.inner = v
-    return list(parts.build().outputs)
+    return _store_products_once(node, parts, blocks)
+
+
+def _store_products_once(node: Apply, parts: ScanParts, blocks: dict) -> list[Variable]:
+    """Rebuild the loop; where it stores two or more blocks of one product per step, it stores
+    the product instead and the blocks are sliced from it after the loop."""
+    stored: dict[int, list[Out]] = {}
+    for o in parts.outs:
+        if o.spec.kind == "seq" and id(o.inner) in blocks:
+            stored.setdefault(id(blocks[id(o.inner)][0]), []).append(o)
+    stored = {k: outs for k, outs in stored.items() if len(outs) >= 2}
+    sliced = {o.origin: blocks[id(o.inner)] for outs in stored.values() for o in outs}
+    parts.outs = [o for o in parts.outs if o.origin not in sliced]
+    products = {id(p): p for p, _, _ in sliced.values()}
+    parts.outs += [Out(OutSpec("seq"), p) for p in products.values()]
+    new = parts.build()
+    position = {o.origin: k for k, o in enumerate(parts.outs) if o.origin is not None}
+    position.update({id(o.inner): k for k, o in enumerate(parts.outs) if o.origin is None})
+    reps = []
+    for j in range(len(node.outputs)):
+        if j in sliced:
+            product, start, end = sliced[j]
+            reps.append(new.outputs[position[id(product)]][:, start:end])
+        else:
+            reps.append(new.outputs[position[j]])
+    return reps

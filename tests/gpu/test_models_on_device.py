@@ -85,11 +85,14 @@ def test_a_minibatch_step_runs_few_device_ops_per_time_step(device, cell, produc
     model = build("cuda", cell=cell, layers=1)
     x = np.zeros((5, 3), "int32")
     model.train_step(x, x, np.ones((5, 3), "float32"))
-    loops = {}
+    loops, stored = {}, {}
     for node in model._fn("train").program.nodes:
         if isinstance(node.op, Scan):
             (prog,) = [p for k, p in node.op._compiled["cuda"].items() if k is not None]
             loops[node.op.name] = [type(n.op) for n in prog.nodes]
+            stored[node.op.name] = [type(v.owner.op) for v in node.op.inner_outputs if v.owner]
+    # the forward loop keeps the stacked product for the gradient whole: one copy per step
+    assert Subtensor not in stored["step"], stored["step"]
     forward, backward = loops["step"], loops["grad_of_step"]
     assert forward.count(Dot) == products and forward.count(Elemwise) == kernels, forward
     assert set(forward) == {Dot, Elemwise, Subtensor}, forward  # blocks of a product: views
