@@ -113,7 +113,8 @@ def lm_step_rate(
     if emulation is not None:  # what one step launches, copies and waits for
         emulation.reset_stats()
         model.train_step(x, y, mask)
-        result["per_step"] = {k: emulation.STATS[k] for k in ("launches", "to_device", "syncs")}
+        keys = ("launches", "kernels", "to_device", "syncs")
+        result["per_step"] = {k: emulation.STATS[k] for k in keys}
     return result
 
 

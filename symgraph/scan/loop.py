@@ -100,6 +100,12 @@ def build_loop(op: Scan, node: Apply, backend: Any):
 
     first: list[str] = []  # writes after step 0 (with checks and allocation)
     body: list[str] = []  # writes after every later step
+    # On a device each stored output is a copy launched per step. A backward step often hands
+    # one value to several outputs (equal expressions merge only when the step is compiled for
+    # its shapes), so an output that is the same object as an earlier one is stored once and
+    # shared. (Not on the CPU: the in-place planner there assumes outputs do not share memory.)
+    share_stored = backend.name != "cpu"
+    stored_seqs: list[int] = []
     for j, spec in enumerate(op.outs):
         dt = op.inner_outputs[j].dtype
         if spec.kind == "state":
@@ -116,10 +122,20 @@ def build_loop(op: Scan, node: Apply, backend: Any):
                 w = f"{', '.join(names)} = {', '.join(news)}"
                 first.append(w)
                 body.append(w)
+        elif spec.kind == "seq" and share_stored and stored_seqs:
+            alloc = f"o{j} = __empty((n,) + __shape(r{j}), dtype={dt!r}); o{j}[0] = r{j}"
+            same = " or ".join(f"r{j} is r{i}" for i in stored_seqs)
+            shared = " else ".join(f"o{i} if r{j} is r{i}" for i in stored_seqs) + " else None"
+            first.append(f"own{j} = not ({same})")
+            first.append(f"if own{j}: {alloc}")
+            first.append(f"else: o{j} = {shared}")
+            body.append(f"if own{j}: o{j}[t] = r{j}")
+            stored_seqs.append(j)
         elif spec.kind == "seq":
             first.append(f"o{j} = __empty((n,) + __shape(r{j}), dtype={dt!r})")
             first.append(f"o{j}[0] = r{j}")
             body.append(f"o{j}[t] = r{j}")
+            stored_seqs.append(j)
         else:
             first.append(f"a{j} = __copy(r{j})")
             body.append(f"a{j} += r{j}")

@@ -43,7 +43,14 @@ try:  # CuPy imports without a GPU; its namespace tells which names really exist
 except ImportError:  # pragma: no cover - the test extra installs CuPy
     _real_cupy = _real_cupyx = _real_nvrtc = _REAL_GENERATOR = None
 
-STATS = {"to_device": 0, "to_host": 0, "syncs": 0, "launches": 0, "compiles": 0}
+STATS = {"to_device": 0, "to_host": 0, "syncs": 0, "launches": 0, "kernels": 0, "compiles": 0}
+# "launches": generated kernels (RawKernel); "kernels": every call that runs device work (those,
+# ufuncs, products, reductions, copies, gathers, scatters), an estimate of what a GPU launches
+# (views and allocations are free; CuPy may launch more than one kernel for some calls)
+_VIEWS = {
+    "empty", "empty_like", "reshape", "transpose", "expand_dims", "squeeze", "broadcast_to",
+    "swapaxes", "moveaxis", "view", "shape", "ndim", "size", "result_type", "get_array_module",
+}  # fmt: skip
 # where each copy or synchronisation happened: (kind, the innermost lines of symgraph or of a
 # generated program); for failure messages
 EVENTS: list[tuple[str, str]] = []
@@ -111,6 +118,8 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
         if real is not None and not hasattr(real, name):
             raise TypeError(f"CuPy has no {func.__module__}.{name}: it cannot run on the device")
         _check_call(getattr(real, name, None), name, args, kwargs)
+        if name not in _VIEWS:
+            _count("kernels")
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
 
     # attributes that read metadata only
@@ -189,9 +198,13 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
         return _wrap(self._a.copy())
 
     def __getitem__(self, key: Any) -> Any:
-        return _wrap(self._a[_index(key)])
+        index = _index(key)
+        if any(isinstance(k, np.ndarray) for k in (index if isinstance(index, tuple) else [index])):
+            _count("kernels")  # a gather; basic indexing is a view
+        return _wrap(self._a[index])
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        _count("kernels")  # a copy or a fill
         self._a[_index(key)] = _unwrap(value)
 
     def __getattr__(self, name: str) -> Any:
@@ -200,7 +213,13 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
         attr = getattr(self._a, name)
         if not callable(attr):
             return _wrap(attr)
-        return lambda *args, **kwargs: _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            if name not in _VIEWS and name not in ("item", "tolist"):
+                _count("kernels")
+            return _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+
+        return method
 
 
 def _wrap(x: Any) -> Any:
@@ -263,6 +282,7 @@ class _Ufunc:
     def _apply(self, method: str, args: Any, kwargs: Any) -> Any:
         if method != "__call__" and not _has(self._real, method):
             raise AttributeError(f"cupy.{self.__name__} has no method {method!r}")
+        _count("kernels")
         raw = []
         for a in args:
             if isinstance(a, (list, tuple)) and method == "__call__":
@@ -353,6 +373,8 @@ def _function(name: str, fn: Callable) -> Callable:
 
     def device_function(*args: Any, **kwargs: Any) -> Any:
         _check_call(real, name, args, kwargs)
+        if name not in _VIEWS:
+            _count("kernels")
         return _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
 
     device_function.__name__ = name
@@ -478,6 +500,7 @@ class RawKernel:
             raise TypeError(f"{self.name} takes {len(self.params)} arguments, got {len(args)}")
         c_args = [_c_argument(self.name, p, a) for p, a in zip(self.params, args)]
         _count("launches")
+        _count("kernels")
         self._run(ctypes.c_int(int(grid[0])), ctypes.c_int(int(block[0])), *c_args)
 
 
@@ -549,6 +572,7 @@ def _build() -> dict[str, types.ModuleType]:
     def scatter_add(a: ndarray, slices: Any, value: Any) -> None:
         if not isinstance(a, ndarray):
             raise TypeError(_UNSUPPORTED.format(type(a)))
+        _count("kernels")
         np.add.at(a._a, _index(slices), _unwrap(value))
 
     cupyx.scatter_add = scatter_add

@@ -97,3 +97,20 @@ def test_a_minibatch_step_runs_few_device_ops_per_time_step(device, cell, produc
     assert forward.count(Dot) == products and forward.count(Elemwise) == kernels, forward
     assert set(forward) == {Dot, Elemwise, Subtensor}, forward  # blocks of a product: views
     assert backward.count(Dot) == {"gru": 3, "lstm": 4}[cell], backward
+
+
+@pytest.mark.parametrize("cell, launches, kernels", [("gru", 8, 20), ("lstm", 13, 27)])
+def test_device_work_per_time_step_of_a_minibatch_step(device, cell, launches, kernels):
+    # the cost a GPU pays per time step, from two sequence lengths: generated kernels, and all
+    # device work (those, products, the per-step stores: one per distinct value, copies, ...)
+    model = build("cuda", cell=cell, layers=1)
+    per_step = {}
+    for steps in (4, 8):
+        x = np.zeros((steps, 3), "int32")
+        mask = np.ones((steps, 3), "float32")
+        model.train_step(x, x, mask)
+        emulated_cupy.reset_stats()
+        model.train_step(x, x, mask)
+        per_step[steps] = dict(STATS)
+    slope = {k: (per_step[8][k] - per_step[4][k]) / 4 for k in ("launches", "kernels")}
+    assert slope == {"launches": launches, "kernels": kernels}, slope
