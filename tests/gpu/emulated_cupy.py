@@ -10,11 +10,12 @@ that a NumPy-subclass stand-in cannot:
 - only names the installed CuPy really has exist (module functions, ufunc methods, array
   methods, ``cupy.random.Generator`` methods), so code calling a NumPy-only function fails here;
 - reductions and scalar indexing give 0-d device arrays (CuPy), not NumPy scalars;
-- ``RawKernel`` compiles the exact generated CUDA source with the host C++ compiler under
-  ``codegen.HOST_SHIM`` and runs it over a host grid; scalar and pointer arguments must match the
-  kernel's parameter types exactly (a mismatch is silent garbage on a GPU);
-- :data:`STATS` counts host<->device copies, synchronising reads and kernel launches, so tests can
-  assert that a training step does not synchronise inside its loops.
+- ``RawKernel`` (in ``emulated_cuda``) compiles the exact generated CUDA source with the host C++
+  compiler under ``codegen.HOST_SHIM`` and runs it over a host grid; scalar and pointer arguments
+  must match the kernel's parameter types exactly (a mismatch is silent garbage on a GPU);
+- calls are checked against the installed CuPy's signatures where CuPy has them;
+- :data:`STATS` counts host<->device copies, synchronising reads, kernel launches and all device
+  work, so tests can assert that a training step does not synchronise inside its loops.
 
 What it cannot show: CuPy's own numerics, cuBLAS, fast-math, timing. That is for a real device
 (``benchmarks/gpu_check.py``).
@@ -22,9 +23,7 @@ What it cannot show: CuPy's own numerics, cuBLAS, fast-math, timing. That is for
 
 from __future__ import annotations
 
-import ctypes
 import inspect
-import re
 import sys
 import traceback
 import types
@@ -417,139 +416,17 @@ def _default_rng(seed: Any = None) -> Generator:
     return Generator(seed)
 
 
-# -- CUDA: device, runtime, kernels ---------------------------------------------------------
-
-
-class CUDARuntimeError(RuntimeError):
-    pass
-
-
-class Device:
-    MULTIPROCESSORS = 2  # few blocks, so the grid-stride loops run more than once per thread
-
-    def __init__(self, device: int = 0) -> None:
-        self.id = device
-        self.attributes = {"MultiProcessorCount": self.MULTIPROCESSORS}
-        self.compute_capability = "90"
-
-    def synchronize(self) -> None:
-        _count("syncs")
-
-    def use(self) -> None:
-        pass
-
-    def __enter__(self) -> Device:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-
-class _Runtime:
-    CUDARuntimeError = CUDARuntimeError
-
-    @staticmethod
-    def getDeviceCount() -> int:  # noqa: N802 - CuPy's name
-        return 1
-
-    @staticmethod
-    def getDeviceProperties(device: int) -> dict:  # noqa: N802
-        return {"name": b"emulated CUDA device (CPU)", "multiProcessorCount": 2, "major": 9}
-
-
-class _NvrtcVersion:
-    @staticmethod
-    def getVersion() -> tuple[int, int]:  # noqa: N802
-        return (13, 0)
-
-
-_CTYPES = {
-    "float": (ctypes.c_float, np.float32),
-    "double": (ctypes.c_double, np.float64),
-    "int": (ctypes.c_int, np.int32),
-    "long long": (ctypes.c_longlong, np.int64),
-    "unsigned int": (ctypes.c_uint, np.uint32),
-    "bool": (ctypes.c_bool, np.bool_),
-    "signed char": (ctypes.c_byte, np.int8),
-    "unsigned char": (ctypes.c_ubyte, np.uint8),
-}
-
-
-class RawKernel:
-    """The generated CUDA source compiled for the host under ``codegen.HOST_SHIM`` and launched
-    over a host grid, with CuPy's launch signature ``kernel(grid, block, args)``."""
-
-    def __init__(self, code: str, name: str, options: tuple = (), **kwargs: Any) -> None:
-        self.code, self.name, self.options = code, name, options
-        self._run: Any = None
-        self.params = _kernel_params(code, name)
-
-    def compile(self, log_stream: Any = None) -> None:
-        if self._run is None:
-            from gpu_harness import host_library
-
-            from symgraph import codegen
-
-            ks = codegen.KernelSource(self.name, self.code, self.params, (), 0)
-            self._run = getattr(host_library([ks]), f"run_{self.name}")
-            _count("compiles")
-
-    def __call__(self, grid: tuple, block: tuple, args: tuple, **kwargs: Any) -> None:
-        self.compile()
-        if len(args) != len(self.params):
-            raise TypeError(f"{self.name} takes {len(self.params)} arguments, got {len(args)}")
-        c_args = [_c_argument(self.name, p, a) for p, a in zip(self.params, args)]
-        _count("launches")
-        _count("kernels")
-        self._run(ctypes.c_int(int(grid[0])), ctypes.c_int(int(block[0])), *c_args)
-
-
-def _kernel_params(code: str, name: str) -> tuple[tuple[str, str], ...]:
-    m = re.search(
-        r'extern\s+"C"\s+__global__\s+void\s+' + re.escape(name) + r"\s*\(([^)]*)\)", code
-    )
-    if m is None:
-        raise ValueError(f'no extern "C" __global__ function {name!r} in the kernel source')
-    params = []
-    for p in m.group(1).split(","):
-        p = " ".join(p.replace("*", " * ").replace("__restrict__", "").split())
-        ctype, pname = p.rsplit(" ", 1)
-        params.append((ctype.replace(" *", "*").replace("const ", ""), pname))
-    return tuple(params)
-
-
-def _c_argument(kernel: str, param: tuple[str, str], value: Any) -> Any:
-    ctype, pname = param
-    where = f"kernel {kernel}, parameter {ctype} {pname}"
-    if ctype.endswith("*"):
-        if not isinstance(value, ndarray):
-            raise TypeError(f"{where}: expects a device array, got {type(value).__name__}")
-        want = _CTYPES[ctype[:-1].strip()][1]
-        if value.dtype != want:
-            raise TypeError(f"{where}: got a {value.dtype} array")
-        return ctypes.c_void_p(value._a.ctypes.data)
-    if isinstance(value, np.ndarray):  # CuPy passes only scalars by value
-        raise TypeError(f"{where}: " + _UNSUPPORTED.format(type(value)))
-    c_type, want = _CTYPES[ctype]
-    have = np.asarray(value).dtype if isinstance(value, (np.generic, ndarray)) else None
-    if isinstance(value, ndarray):
-        raise TypeError(f"{where}: a device array passed by value")
-    if have is None:  # a Python scalar: CuPy passes int as int64 and float as float64
-        have = np.dtype(np.int64) if isinstance(value, int) else np.dtype(np.float64)
-    if have != want:
-        raise TypeError(f"{where}: got a {have} scalar, which the GPU would misread")
-    return c_type(value.item() if isinstance(value, np.generic) else value)
-
-
 # -- assembling the modules -----------------------------------------------------------------
 
 
 def _build() -> dict[str, types.ModuleType]:
+    import emulated_cuda
+
     this = sys.modules[__name__]
     cupy = types.ModuleType("cupy", "CuPy emulated on the CPU (tests/gpu/emulated_cupy.py)")
     for name in ("ndarray", "asarray", "array", "asnumpy", "get_array_module", "is_available"):
         setattr(cupy, name, getattr(this, name))
-    cupy.RawKernel = RawKernel
+    cupy.RawKernel = emulated_cuda.RawKernel
     # CuPy's NVRTC binding (used as is: it needs no device) loads its library through this
     cupy._environment = getattr(_real_cupy, "_environment", None)
     cupy.__version__ = "emulated-" + getattr(_real_cupy, "__version__", "none")
@@ -561,10 +438,10 @@ def _build() -> dict[str, types.ModuleType]:
     cupy.random = random
 
     cuda = types.ModuleType("cupy.cuda")
-    cuda.Device = Device
-    cuda.runtime = _Runtime()
-    cuda.nvrtc = _real_nvrtc if _real_nvrtc is not None else _NvrtcVersion()
-    cuda.CUDARuntimeError = CUDARuntimeError
+    cuda.Device = emulated_cuda.Device
+    cuda.runtime = emulated_cuda.Runtime()
+    cuda.nvrtc = _real_nvrtc if _real_nvrtc is not None else emulated_cuda.NvrtcVersion()
+    cuda.CUDARuntimeError = emulated_cuda.CUDARuntimeError
     cupy.cuda = cuda
 
     cupyx = types.ModuleType("cupyx", "cupyx emulated on the CPU")
