@@ -119,6 +119,7 @@ class ElementwiseLauncher:
     """
 
     BLOCK = 256
+    takes_out = True  # the linker may pass ``out=``: a loop's output row to write into
 
     def __init__(
         self,
@@ -138,13 +139,16 @@ class ElementwiseLauncher:
         self.array_type = xp.ndarray
         self._plans: dict[tuple, tuple] = {}
 
-    def __call__(self, *xs: Any) -> Any:
+    def __call__(self, *xs: Any, out: Any = None) -> Any:
+        """The result, in ``out`` when given with the result's shape and dtype (a C-contiguous
+        row of a loop's output buffer), else in a new array."""
         key = self._key(xs)
         entry = self._plans.get(key)
         if entry is None:
             entry = self._prepare(xs, key)
         kernel, grid, shape, passed, tail = entry
-        out = self.xp.empty(shape, self.out_dtype)
+        if out is None or out.shape != shape or out.dtype != self.out_dtype:
+            out = self.xp.empty(shape, self.out_dtype)
         if grid:
             # a host scalar goes by value, as the kernel parameter's exact type
             args = [xs[k] if c is None else c(xs[k]) if callable(c) else c for k, c in passed]

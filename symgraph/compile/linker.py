@@ -56,6 +56,7 @@ def link(
     updates: Sequence[tuple[Variable, SharedVariable]] = (),
     host_inputs: Collection[int] = (),
     host_outputs_ok: bool = False,
+    output_targets: bool = False,
 ) -> LinkedProgram:
     """Generate ``fn(*input_values) -> tuple(output_values)``.
 
@@ -64,7 +65,10 @@ def link(
     On a device backend, ``host_inputs`` are the positions of inputs passed as host values, and
     shape arithmetic runs on the host (see ``placement``); outputs computed on the host are
     copied to the device unless ``host_outputs_ok`` (a loop step's outputs go into device
-    buffers; a function's go back to the caller).
+    buffers; a function's go back to the caller). With ``output_targets`` the function takes a
+    keyword ``__targets``: a tuple with, per output, an array to write it into or None. A loop
+    passes its output buffers' rows; a node that can write into a given array (a generated
+    kernel) then does, and the loop copies nothing.
     """
     env: dict[str, Any] = {}
     names: dict[int, str] = {}
@@ -76,7 +80,14 @@ def link(
 
     lines: list[str] = []
     line_to_node: dict[int, Apply] = {}
-    header = [f"def {name}({', '.join(f'i{k}' for k in range(len(inputs)))}):"]
+    params = [f"i{k}" for k in range(len(inputs))] + (["__targets=None"] if output_targets else [])
+    header = [f"def {name}({', '.join(params)}):"]
+    # an output written into the caller's array: node index -> position in the outputs
+    target_of: dict[int, int] = {}
+    if output_targets:
+        for pos, v in enumerate(outputs):
+            if v.owner is not None and len(v.owner.outputs) == 1:
+                target_of.setdefault(id(v.owner), pos)
     for k, v in enumerate(inputs):
         names[id(v)] = f"i{k}"
 
@@ -152,7 +163,11 @@ def link(
             line = inplace_line(outs, fname, arg_list, inplace[k], node, shapes_allow=known)
             lines.append("        " + line)
         else:
-            lines.append(f"        {outs} = {fname}({args})")
+            out_arg = ""
+            if id(node) in target_of and getattr(impls[k], "takes_out", False):
+                pos = target_of[id(node)]
+                out_arg = f"{', ' if args else ''}out=__targets[{pos}] if __targets else None"
+            lines.append(f"        {outs} = {fname}({args}{out_arg})")
         if profiler is not None:
             lines.append(f"        p{k}(__clock() - __t)")
         if nan_guard:

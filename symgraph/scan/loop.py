@@ -104,8 +104,20 @@ def build_loop(op: Scan, node: Apply, backend: Any):
     # one value to several outputs (equal expressions merge only when the step is compiled for
     # its shapes), so an output that is the same object as an earlier one is stored once and
     # shared. (Not on the CPU: the in-place planner there assumes outputs do not share memory.)
-    share_stored = backend.name != "cpu"
+    # Also on a device, from the second step on, the step writes its results straight into the
+    # rows of the output buffers (``targets``: the generated kernels take ``out=``), and a row is
+    # copied only when the step returned another array.
+    share_stored = on_device = backend.name != "cpu"
     stored_seqs: list[int] = []
+    targets = ["None"] * len(op.outs)
+
+    def store(j: int, row: str, own: str = "") -> None:
+        if on_device:
+            targets[j] = f"({row} if {own} else None)" if own else row
+            body.append(f"if {own + ' and ' if own else ''}r{j} is not __tg[{j}]: {row} = r{j}")
+        else:
+            body.append(f"{row} = r{j}")
+
     for j, spec in enumerate(op.outs):
         dt = op.inner_outputs[j].dtype
         if spec.kind == "state":
@@ -113,9 +125,8 @@ def build_loop(op: Scan, node: Apply, backend: Any):
             want = f"b{j}.shape[1:]" if spec.store == "all" else f"__shape({init_args[j]})[1:]"
             first.append(f"if __shape(r{j}) != {want}: __bad_state({j}, __shape(r{j}), {want})")
             if spec.store == "all":
-                w = f"b{j}[t + {L}] = r{j}"
-                first.append(w)
-                body.append(w)
+                first.append(f"b{j}[t + {L}] = r{j}")
+                store(j, f"b{j}[t + {L}]")
             else:
                 names = [f"w{j}_{d}" for d in range(L, 0, -1)]
                 news = [f"w{j}_{d}" for d in range(L - 1, 0, -1)] + [f"r{j}"]
@@ -129,12 +140,12 @@ def build_loop(op: Scan, node: Apply, backend: Any):
             first.append(f"own{j} = not ({same})")
             first.append(f"if own{j}: {alloc}")
             first.append(f"else: o{j} = {shared}")
-            body.append(f"if own{j}: o{j}[t] = r{j}")
+            store(j, f"o{j}[t]", own=f"own{j}")
             stored_seqs.append(j)
         elif spec.kind == "seq":
             first.append(f"o{j} = __empty((n,) + __shape(r{j}), dtype={dt!r})")
             first.append(f"o{j}[0] = r{j}")
-            body.append(f"o{j}[t] = r{j}")
+            store(j, f"o{j}[t]")
             stored_seqs.append(j)
         else:
             first.append(f"a{j} = __copy(r{j})")
@@ -146,7 +157,11 @@ def build_loop(op: Scan, node: Apply, backend: Any):
     for line in first:
         emit(f"        {line}")
     emit("        for t in range(1, n):")
-    emit(f"            {call}")
+    if any(tg != "None" for tg in targets):
+        emit(f"            __tg = ({', '.join(targets)},)")
+        emit(f"            {call[:-1]}, __targets=__tg)")
+    else:
+        emit(f"            {call}")
     for line in body:
         emit(f"            {line}")
     emit("    except Exception as __e:")

@@ -203,7 +203,15 @@ class Scan(Op):
         if profile_parent is not None:
             parent, k = profile_parent
             profiler = parent.attach_inner(k, f"step of {self}", nodes)
-        prog = link(inputs, outputs, nodes, backend, name=f"scan_{ident}_step", profiler=profiler)
+        prog = link(
+            inputs,
+            outputs,
+            nodes,
+            backend,
+            name=f"scan_{ident}_step",
+            profiler=profiler,
+            output_targets=backend.name != "cpu",  # the loop passes its buffer rows
+        )
         cache[shapes] = prog
         return prog
 

@@ -200,7 +200,10 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
         index = _index(key)
         if any(isinstance(k, np.ndarray) for k in (index if isinstance(index, tuple) else [index])):
             _count("kernels")  # a gather; basic indexing is a view
-        return _wrap(self._a[index])
+        result = self._a[index]
+        if isinstance(result, np.generic):  # CuPy gives a 0-d view (writable into the array)
+            result = self._a[(*(index if isinstance(index, tuple) else (index,)), Ellipsis)]
+        return _wrap(result)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         _count("kernels")  # a copy or a fill

@@ -66,3 +66,11 @@ def test_copies_and_synchronisations_are_counted(cp):
     assert emulated_cupy.STATS["to_device"] == 1 and emulated_cupy.STATS["syncs"] == 0
     a.get(), float(b), bool(b > 0)
     assert emulated_cupy.STATS["to_host"] == 1 and emulated_cupy.STATS["syncs"] == 3
+
+
+def test_integer_indexing_gives_a_writable_zero_d_view_as_in_cupy(cp):
+    a = cp.zeros(3)
+    row = a[1]
+    assert type(row) is cp.ndarray and row.shape == ()
+    cp.add(row, 5.0, out=row)  # a loop writes a scalar state into its buffer row like this
+    np.testing.assert_array_equal(a.get(), [0, 5, 0])
