@@ -98,7 +98,8 @@ def function(
 
     # every graph input must be provided
     provided = {id(v) for v in in_vars}
-    for v in graph_inputs(targets):
+    leaves = graph_inputs(targets)
+    for v in leaves:
         if id(v) in provided or isinstance(v, Constant | SharedVariable):
             continue
         raise MissingInputError(
@@ -118,7 +119,7 @@ def function(
     from ..rewrite import optimize
 
     backend = get_backend(device)
-    shared_vars = [v for v in graph_inputs(targets) if isinstance(v, SharedVariable)]
+    shared_vars = [v for v in leaves if isinstance(v, SharedVariable)]
     _check_shared_placement(fname, shared_vars + [s for s, _ in upd_pairs], backend)
     mode = mode or config.mode
     if mode not in ("FAST_RUN", "FAST_COMPILE", "DEBUG_MODE"):
@@ -298,7 +299,7 @@ class Function:
         self._types = [(v.type, np.dtype(v.dtype), v.ndim) for v in self.inputs]
         self._names = {s.name: k for k, s in enumerate(in_specs) if s.name}
         self._on_device = backend.name != "cpu"
-        host_inputs = set(getattr(program, "host_inputs", ()))
+        host_inputs = set(program.host_inputs)
         # on a device, inputs are copied over once per call, except 0-d ones (host values)
         self._to_device = [k not in host_inputs for k in range(len(self.inputs))]
         self._trust_input = False

@@ -82,8 +82,9 @@ def link(
     line_to_node: dict[int, Apply] = {}
     params = [f"i{k}" for k in range(len(inputs))] + (["__targets=None"] if output_targets else [])
     header = [f"def {name}({', '.join(params)}):"]
-    # an output written into the caller's array: node index -> position in the outputs
+    # an output written into the caller's array: node id -> position in the outputs
     target_of: dict[int, int] = {}
+    written: set[int] = set()  # the positions actually written (the node can take ``out=``)
     if output_targets:
         for pos, v in enumerate(outputs):
             if v.owner is not None and len(v.owner.outputs) == 1:
@@ -166,6 +167,7 @@ def link(
             out_arg = ""
             if id(node) in target_of and getattr(impls[k], "takes_out", False):
                 pos = target_of[id(node)]
+                written.add(pos)
                 out_arg = f"{', ' if args else ''}out=__targets[{pos}] if __targets else None"
             lines.append(f"        {outs} = {fname}({args}{out_arg})")
         if profiler is not None:
@@ -200,6 +202,7 @@ def link(
     code = compile(source, f"<symgraph {name}>", "exec")
     exec(code, env)
     program.fn = env[name]
+    program.fn.written_outputs = frozenset(written)  # read by a loop (scan/loop.py)
     return program
 
 

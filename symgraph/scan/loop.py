@@ -104,16 +104,19 @@ def build_loop(op: Scan, node: Apply, backend: Any):
     # one value to several outputs (equal expressions merge only when the step is compiled for
     # its shapes), so an output that is the same object as an earlier one is stored once and
     # shared. (Not on the CPU: the in-place planner there assumes outputs do not share memory.)
-    # Also on a device, from the second step on, the step writes its results straight into the
-    # rows of the output buffers (``targets``: the generated kernels take ``out=``), and a row is
-    # copied only when the step returned another array.
+    # Also on a device, from the second step on, the step writes the results it can (those of
+    # generated kernels: ``written_outputs`` of the step's program) straight into the rows of the
+    # output buffers; only the other results are copied. A row view is made only for those.
     share_stored = on_device = backend.name != "cpu"
     stored_seqs: list[int] = []
     targets = ["None"] * len(op.outs)
+    if on_device:
+        first.append("__written = inner.written_outputs")
 
     def store(j: int, row: str, own: str = "") -> None:
         if on_device:
-            targets[j] = f"({row} if {own} else None)" if own else row
+            first.append(f"tgt{j} = {own + ' and ' if own else ''}{j} in __written")
+            targets[j] = f"({row} if tgt{j} else None)"
             body.append(f"if {own + ' and ' if own else ''}r{j} is not __tg[{j}]: {row} = r{j}")
         else:
             body.append(f"{row} = r{j}")
