@@ -213,7 +213,8 @@ def _render(
     name: str | None,
 ) -> KernelSource:
     dtypes = c.value_dtypes()
-    out_dtype = dtypes[c.output]
+    # a single result is written to ``out``; several (a multi-output program) to out0, out1...
+    out_names = ["out"] if c.nout == 1 else [f"out{r}" for r in range(c.nout)]
     if name is None:
         name = c.name + (f"_strided{ndim}" if ndim else "")
     params: list[tuple[str, str]] = []
@@ -222,7 +223,8 @@ def _render(
             params.append((ctype(c.input_dtypes[k]), f"x{k}"))
         elif lay != "k":
             params.append((f"const {ctype(c.input_dtypes[k])}* __restrict__", f"x{k}"))
-    params.append((f"{ctype(out_dtype)}* __restrict__", "out"))
+    for o, oname in zip(c.outputs, out_names):
+        params.append((f"{ctype(dtypes[o])}* __restrict__", oname))
     params.append(("long long", "n"))
     params += [("long long", f"d{d}") for d in range(ndim)]
     for k, lay in enumerate(layouts):
@@ -256,7 +258,7 @@ def _render(
         expr = _step_expr(info, [names[a] for a in info.args], [dtypes[a] for a in info.args])
         body.append(f"const {ctype(info.dtype)} v{c.nin + j} = {expr};  // {info.op.name}")
         names.append(f"v{c.nin + j}")
-    body.append(f"out[i] = {names[c.output]};")
+    body += [f"{oname}[i] = {names[o]};" for o, oname in zip(c.outputs, out_names)]
 
     idx: list[str] = []
     if ndim:
@@ -274,7 +276,7 @@ def _render(
     formula = c.formula([names[k] if layouts[k] == "k" else f"x{k}" for k in range(c.nin)])
     lines = [
         PREAMBLE,
-        f"// {name}: out = {formula}",
+        f"// {name}: {', '.join(out_names)} = {formula}",
         f'extern "C" __global__ void {name}(\n    {sig})',
         "{",
         *[f"    {line}" for line in pre],
@@ -403,9 +405,7 @@ def program_of(node: Any) -> tuple[Composite, bool]:
     so = node.op.scalar_op
     dtypes = [v.dtype for v in node.inputs]
     if isinstance(so, Composite):
-        if tuple(dtypes) != so.input_dtypes:
-            return Composite(dtypes, so.steps, so.output), False
-        return so, False
+        return so.with_input_dtypes(dtypes), False
     return single(so, dtypes), True
 
 

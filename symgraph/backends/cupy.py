@@ -119,7 +119,9 @@ class ElementwiseLauncher:
     """
 
     BLOCK = 256
-    takes_out = True  # the linker may pass ``out=``: a loop's output row to write into
+    # the linker may pass ``out=``: a loop's output row to write into (a tuple, one entry or
+    # None per result, for a multi-output node)
+    takes_out = True
 
     def __init__(
         self,
@@ -135,25 +137,32 @@ class ElementwiseLauncher:
         self.compile_kernel = compile_kernel
         self.max_blocks = max_blocks
         self.literals = codegen.inlinable_constants(node)
-        self.out_dtype = node.outputs[0].dtype
+        self.out_dtypes = [o.dtype for o in node.outputs]
+        self.multi = len(node.outputs) > 1
         self.array_type = xp.ndarray
         self._plans: dict[tuple, tuple] = {}
 
     def __call__(self, *xs: Any, out: Any = None) -> Any:
         """The result, in ``out`` when given with the result's shape and dtype (a C-contiguous
-        row of a loop's output buffer), else in a new array."""
+        row of a loop's output buffer), else in a new array; a tuple of them for a multi-output
+        node (``out`` then is a tuple too)."""
         key = self._key(xs)
         entry = self._plans.get(key)
         if entry is None:
             entry = self._prepare(xs, key)
         kernel, grid, shape, passed, tail = entry
-        if out is None or out.shape != shape or out.dtype != self.out_dtype:
-            out = self.xp.empty(shape, self.out_dtype)
+        targets = (out,) if not self.multi else (out or (None,) * len(self.out_dtypes))
+        outs = [
+            t
+            if t is not None and t.shape == shape and t.dtype == dtype
+            else self.xp.empty(shape, dtype)
+            for t, dtype in zip(targets, self.out_dtypes)
+        ]
         if grid:
             # a host scalar goes by value, as the kernel parameter's exact type
             args = [xs[k] if c is None else c(xs[k]) if callable(c) else c for k, c in passed]
-            kernel((grid,), (self.BLOCK,), (*args, out, *tail))
-        return out
+            kernel((grid,), (self.BLOCK,), (*args, *outs, *tail))
+        return tuple(outs) if self.multi else outs[0]
 
     def _key(self, xs: Sequence[Any]) -> tuple:
         array = self.array_type

@@ -82,13 +82,17 @@ def link(
     line_to_node: dict[int, Apply] = {}
     params = [f"i{k}" for k in range(len(inputs))] + (["__targets=None"] if output_targets else [])
     header = [f"def {name}({', '.join(params)}):"]
-    # an output written into the caller's array: node id -> position in the outputs
-    target_of: dict[int, int] = {}
+    # an output written into the caller's array: node id -> per node output, the position in
+    # the outputs (or None)
+    target_of: dict[int, list[int | None]] = {}
     written: set[int] = set()  # the positions actually written (the node can take ``out=``)
     if output_targets:
         for pos, v in enumerate(outputs):
-            if v.owner is not None and len(v.owner.outputs) == 1:
-                target_of.setdefault(id(v.owner), pos)
+            if v.owner is not None:
+                slots = target_of.setdefault(id(v.owner), [None] * len(v.owner.outputs))
+                r = v.owner.outputs.index(v)
+                if slots[r] is None:
+                    slots[r] = pos
     for k, v in enumerate(inputs):
         names[id(v)] = f"i{k}"
 
@@ -166,9 +170,14 @@ def link(
         else:
             out_arg = ""
             if id(node) in target_of and getattr(impls[k], "takes_out", False):
-                pos = target_of[id(node)]
-                written.add(pos)
-                out_arg = f"{', ' if args else ''}out=__targets[{pos}] if __targets else None"
+                slots = target_of[id(node)]
+                written.update(p for p in slots if p is not None)
+                if len(slots) == 1:
+                    target = f"__targets[{slots[0]}]"
+                else:  # one entry per result of a multi-output kernel
+                    entries = ", ".join("None" if p is None else f"__targets[{p}]" for p in slots)
+                    target = f"({entries})"
+                out_arg = f"{', ' if args else ''}out={target} if __targets else None"
             lines.append(f"        {outs} = {fname}({args}{out_arg})")
         if profiler is not None:
             lines.append(f"        p{k}(__clock() - __t)")

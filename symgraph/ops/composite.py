@@ -2,8 +2,10 @@
 
 A Composite is a straight-line program over scalar ops from the table in ``scalar.py``. Values are
 numbered: ``0 .. nin-1`` are the inputs, ``nin + j`` is the result of ``steps[j]``; ``output`` is
-the value returned. Each intermediate has the dtype its scalar op's rule gives, exactly as the
-unfused chain of ``Elemwise`` nodes would, so fusing never changes a result's dtype or rounding.
+the value returned, or a tuple of them: a multi-output program (made on a device, where one
+kernel computing several results saves launches and reads; see ``rewrite/multi_fusion.py``).
+Each intermediate has the dtype its scalar op's rule gives, exactly as the unfused chain of
+``Elemwise`` nodes would, so fusing never changes a result's dtype or rounding.
 
 On NumPy the program runs as a short generated Python function of ufunc calls writing into
 buffers that are reused across calls (one fresh array per call: the output). On CUDA,
@@ -57,7 +59,9 @@ class Composite:
     """A fused scalar program; duck-types ``ScalarOp`` so that ``Elemwise(Composite(...))`` works.
 
     ``input_dtypes``: dtypes of the inputs. ``steps``: ``(scalar_op, argument value numbers)``.
-    ``output``: the value number returned. ``origin``: readable descriptions of the fused nodes
+    ``output``: the value number returned, or a sequence of them (``outputs`` always holds the
+    tuple; ``output`` is refused on a multi-output program, so that no code reads only its
+    first result by mistake). ``origin``: readable descriptions of the fused nodes
     (op and user's file:line), for error messages; not part of equality.
     """
 
@@ -70,12 +74,16 @@ class Composite:
         self,
         input_dtypes: Sequence[str],
         steps: Sequence[tuple[S.ScalarOp, tuple[int, ...]]],
-        output: int,
+        output: int | Sequence[int],
         origin: Sequence[str] = (),
     ):
         self.input_dtypes = tuple(np.dtype(d).name for d in input_dtypes)
         self.steps = tuple((op, tuple(int(a) for a in args)) for op, args in steps)
-        self.output = int(output)
+        if isinstance(output, (int, np.integer)):
+            self.outputs: tuple[int, ...] = (int(output),)
+        else:
+            self.outputs = tuple(int(o) for o in output)
+        self.nout = len(self.outputs)
         self.origin = tuple(origin)
         self.nin = len(self.input_dtypes)
         n_values = self.nin + len(self.steps)
@@ -89,13 +97,26 @@ class Composite:
                     f"Composite step {j} ({op.name}) reads values {args}; only values "
                     f"0..{self.nin + j - 1} exist before it"
                 )
-        if not 0 <= self.output < n_values:
-            raise ValueError(f"Composite output {self.output} is not one of its {n_values} values")
+        if not self.outputs or any(not 0 <= o < n_values for o in self.outputs):
+            raise ValueError(
+                f"Composite outputs {self.outputs} are not among its {n_values} values"
+            )
+        if len(set(self.outputs)) != len(self.outputs):
+            raise ValueError(f"Composite outputs {self.outputs} name a value twice")
         self._infos: dict[tuple[str, ...], list[StepInfo]] = {}
         self.infos = self.step_infos(self.input_dtypes)
         self.name = _readable_name([op for op, _ in self.steps])
-        self._key = (self.input_dtypes, self.steps, self.output)
+        if self.nout > 1:
+            self.name += f"_{self.nout}out"
+        self._key = (self.input_dtypes, self.steps, self.outputs)
         self._hash = hash(self._key)
+
+    @property
+    def output(self) -> int:
+        """The value returned by a single-output program."""
+        if self.nout != 1:
+            raise AttributeError(f"{self.name} has {self.nout} outputs: read .outputs")
+        return self.outputs[0]
 
     # -- dtypes ---------------------------------------------------------------------------------
 
@@ -122,6 +143,14 @@ class Composite:
     def output_dtype(self, *dtypes: str) -> str:
         return self.value_dtypes(dtypes or None)[self.output]
 
+    def output_dtypes(self, *dtypes: str) -> list[str]:
+        values = self.value_dtypes(dtypes or None)
+        return [values[o] for o in self.outputs]
+
+    def check_dtypes(self, *dtypes: str) -> None:
+        """Raises TypeError when some step has no NumPy loop for these input dtypes."""
+        self.step_infos(dtypes)
+
     def numpy_dtype(self, *dtypes: str) -> str:
         # the NumPy implementation returns exactly output_dtype (Elemwise then casts nothing)
         return self.output_dtype(*dtypes)
@@ -129,19 +158,26 @@ class Composite:
     # -- structure --------------------------------------------------------------------------------
 
     def needed_steps(self) -> list[int]:
-        """Indices of the steps the output depends on, in order."""
-        needed = {self.output}
+        """Indices of the steps the outputs depend on, in order."""
+        needed = set(self.outputs)
         for j in range(len(self.steps) - 1, -1, -1):
             if self.nin + j in needed:
                 needed.update(self.steps[j][1])
         return [j for j in range(len(self.steps)) if self.nin + j in needed]
 
     def formula(self, names: Sequence[str] | None = None) -> str:
-        """The program as one readable expression, e.g. ``tanh(add(x0, x1))``."""
+        """The program as one readable expression, e.g. ``tanh(add(x0, x1))`` (several,
+        comma separated, for a multi-output program)."""
         texts = list(names) if names is not None else [f"x{k}" for k in range(self.nin)]
         for op, args in self.steps:
             texts.append(f"{op.name}({', '.join(texts[a] for a in args)})")
-        return texts[self.output]
+        return ", ".join(texts[o] for o in self.outputs)
+
+    def with_input_dtypes(self, dtypes: Sequence[str]) -> Composite:
+        """The same program over inputs of these dtypes (itself when they are its own)."""
+        if tuple(np.dtype(d).name for d in dtypes) == self.input_dtypes:
+            return self
+        return Composite(dtypes, self.steps, self.outputs, self.origin)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Composite) and self._key == other._key
@@ -161,21 +197,19 @@ class Composite:
         returning an array of exactly ``output_dtype``."""
         from .composite_numpy import generic_program, numpy_program
 
-        if xp is np:
+        if xp is np and self.nout == 1:
             return numpy_program(self)
+        # several outputs: only made for a device, where a host fallback runs step by step
         return generic_program(self, xp)
 
     def make_impl(self, node: Any, backend: Any) -> Callable[..., Any]:
-        dtypes = tuple(v.dtype for v in node.inputs)
-        program = (
-            self if dtypes == self.input_dtypes else Composite(dtypes, self.steps, self.output)
-        )
-        return program.numpy(backend.xp)
+        return self.with_input_dtypes([v.dtype for v in node.inputs]).numpy(backend.xp)
 
     # -- gradient -----------------------------------------------------------------------------
 
     def expand(self, inputs: Sequence[Any]) -> Any:
-        """The program rebuilt as a graph of ordinary ``Elemwise`` nodes over ``inputs``."""
+        """The program rebuilt as a graph of ordinary ``Elemwise`` nodes over ``inputs``: the
+        output variable, or the list of them for a multi-output program."""
         from .elemwise import Elemwise
 
         values = list(inputs)
@@ -184,20 +218,28 @@ class Composite:
             while len(values) < self.nin + j:
                 values.append(None)  # a step the output does not need
             values.append(Elemwise(op)(*[values[a] for a in args]))
+        if self.nout > 1:
+            return [values[o] for o in self.outputs]
         return values[self.output]
 
     def grad(self, T: Any, inputs: Sequence[Any], output: Any, gz: Any) -> list:
-        """Differentiate by expanding back into Elemwise ops (fusion normally runs after grad)."""
+        """Differentiate by expanding back into Elemwise ops (fusion normally runs after grad).
+        For a multi-output program ``gz`` is the list of the outputs' gradients (None for an
+        output nothing depends on)."""
         from ..grad import grad
 
         expanded = self.expand(inputs)
+        if self.nout > 1:
+            known = {e: g for e, g in zip(expanded, gz) if g is not None}
+        else:
+            known = {expanded: gz}
         wrt = [v for v in inputs if S.is_float(v.dtype)]
-        if not wrt:
+        if not wrt or not known:
             return [None] * len(inputs)
         gs = grad(
             None,
             wrt,
-            known_grads={expanded: gz},
+            known_grads=known,
             disconnected_inputs="ignore",
             return_disconnected="none",
         )

@@ -328,12 +328,13 @@ def _exec_plan(lines: list[str], env: dict) -> tuple[Callable[..., Any], str]:
 
 
 def generic_program(c: Composite, xp: Any) -> Callable[..., Any]:
-    """Step by step with the table's functions (any array module), casting like Elemwise."""
+    """Step by step with the table's functions (any array module), casting like Elemwise. A
+    multi-output program returns a tuple; every result has the broadcast shape of all inputs."""
     fns = [op.numpy(xp) for op, _ in c.steps]
     infos = c.infos
     needed = c.needed_steps()
-    nin, output = c.nin, c.output
-    out_dtype = c.output_dtype()
+    nin, outputs = c.nin, c.outputs
+    out_dtypes = c.output_dtypes()
 
     def run(*xs: Any) -> Any:
         values = list(xs) + [None] * len(infos)
@@ -347,10 +348,13 @@ def generic_program(c: Composite, xp: Any) -> Callable[..., Any]:
                 r = r.astype(info.dtype)
             values[nin + j] = r
         full = np.broadcast_shapes(*[x.shape for x in xs]) if xs else ()
-        r = values[output]
-        if output < nin or r.shape != full:
-            r = xp.broadcast_to(xp.asarray(r, dtype=out_dtype), full).copy()
-        return r
+        results = []
+        for o, dtype in zip(outputs, out_dtypes):
+            r = values[o]
+            if o < nin or r.shape != full:
+                r = xp.broadcast_to(xp.asarray(r, dtype=dtype), full).copy()
+            results.append(r)
+        return results[0] if len(results) == 1 else tuple(results)
 
     return run
 

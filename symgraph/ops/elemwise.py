@@ -14,7 +14,11 @@ from .basic import as_operands, broadcast_shapes
 
 
 class Elemwise(Op):
-    """Applies ``scalar_op`` elementwise, broadcasting its inputs like NumPy."""
+    """Applies ``scalar_op`` elementwise, broadcasting its inputs like NumPy.
+
+    A multi-output ``Composite`` (``nout > 1``) gives a node with one output per result, each
+    of the broadcast shape of all the inputs (one kernel writes them all).
+    """
 
     __props__ = ("scalar_op",)
     # a host scalar or single element is a kernel argument by value (placement)
@@ -39,6 +43,8 @@ class Elemwise(Op):
             getattr(so, "check_dtypes", so.numpy_dtype)(*dtypes)
         except TypeError as e:
             raise GraphTypeError(f"{e}{where(trace)}") from None
+        if getattr(so, "nout", 1) > 1:
+            return Apply(self, ins, [TensorType(d, shape) for d in so.output_dtypes(*dtypes)])
         dtype = so.output_dtype(*dtypes)
         return Apply(self, ins, [TensorType(dtype, shape)])
 
@@ -81,9 +87,12 @@ class Elemwise(Op):
 
     def grad(self, inputs: Sequence[Variable], output_grads: Sequence[Variable]) -> list:
         T = _api_ns()
-        (gz,) = output_grads
-        out = self(*inputs)
-        grads = self.scalar_op.grad(T, list(inputs), out, gz)
+        if len(output_grads) > 1:  # a multi-output Composite
+            grads = self.scalar_op.grad(T, list(inputs), None, list(output_grads))
+        else:
+            (gz,) = output_grads
+            out = self(*inputs)
+            grads = self.scalar_op.grad(T, list(inputs), out, gz)
         result = []
         for x, g in zip(inputs, grads):
             if g is None or not S.is_float(x.dtype):

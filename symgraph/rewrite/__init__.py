@@ -1,7 +1,8 @@
 """The rewrite pipeline: one explicit, ordered list of graph rewrites run before linking.
 
 FAST_RUN:      merge/CSE + constant folding + canonicalize -> stabilize -> memory -> fusion
-               (on a device, loops' products sharing an operand are stacked first)
+               (on a device, loops' products sharing an operand are stacked first, and
+               elementwise kernels feeding each other become multi-output kernels last)
 FAST_COMPILE:  merge/CSE only (of nodes and of loops)
 DEBUG_MODE:    as FAST_RUN; ``function`` then checks every node against the original graph
 """
@@ -52,6 +53,10 @@ def optimize(
     outputs = share_softmax_with_crossentropy(outputs)
     outputs = rewrite_graph(outputs, MEMORY, stats=stats)
     outputs = _fuse(outputs)
+    if device != "cpu":
+        from .multi_fusion import fuse_multi_output
+
+        outputs = fuse_multi_output(outputs)
     return outputs, shapes_first(toposort(outputs))
 
 

@@ -108,11 +108,12 @@ def run_on_host(
     ks: cg.KernelSource,
     plan: cg.LaunchPlan,
     inputs: Sequence[np.ndarray],
-    out: np.ndarray,
+    out: np.ndarray | Sequence[np.ndarray],
     grid: int = 3,
     block: int = 7,
 ) -> None:
-    """Launch ``ks`` as the CUDA backend would (same argument list), on a host "grid"."""
+    """Launch ``ks`` as the CUDA backend would (same argument list), on a host "grid".
+    ``out``: the result array, or a sequence of them for a multi-output kernel."""
     args: list[Any] = []
     by_value = {"float": ctypes.c_float, "double": ctypes.c_double, "int": ctypes.c_int}
     for k, lay in enumerate(plan.layouts):
@@ -121,7 +122,8 @@ def run_on_host(
             args.append(by_value[ctype](np.asarray(inputs[k]).item()))
         elif lay != "k":
             args.append(ctypes.c_void_p(inputs[k].ctypes.data))
-    args.append(ctypes.c_void_p(out.ctypes.data))
+    for o in [out] if isinstance(out, np.ndarray) else out:
+        args.append(ctypes.c_void_p(o.ctypes.data))
     args.append(ctypes.c_longlong(plan.size))
     args += [ctypes.c_longlong(n) for n in plan.shape]
     for strides in plan.strides:
@@ -142,7 +144,8 @@ def run_composite_on_host(
     block: int = 7,
     name: str | None = None,
 ) -> tuple[np.ndarray, cg.KernelSource]:
-    """Plan, render, host-compile and run ``c`` on ``inputs`` (``literals`` are inlined)."""
+    """Plan, render, host-compile and run ``c`` on ``inputs`` (``literals`` are inlined). A
+    multi-output program gives a tuple of results."""
     literals = literals or {}
     arrays = [np.asarray(x, dtype=d) for x, d in zip(inputs, c.input_dtypes)]
     shape = np.broadcast_shapes(*[a.shape for a in arrays]) if arrays else ()
@@ -154,6 +157,7 @@ def run_composite_on_host(
     ndim = len(plan.shape)
     ks = cg.render_kernel(c, plan.layouts, ndim, literals, plan.index_type, name)
     lib = host_library([ks])
-    out = np.full(shape, 123, dtype=c.output_dtype())  # garbage that must be overwritten
-    run_on_host(lib, ks, plan, arrays, out, grid, block)
-    return out, ks
+    # garbage that must be overwritten
+    outs = tuple(np.full(shape, 123, dtype=d) for d in c.output_dtypes())
+    run_on_host(lib, ks, plan, arrays, outs, grid, block)
+    return (outs[0] if c.nout == 1 else outs), ks

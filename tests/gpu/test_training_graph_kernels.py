@@ -1,7 +1,8 @@
 """Every elementwise node of real training graphs (a GRU and an LSTM language model unrolled over
-a few steps, cross-entropy, gradients, RMSProp or SGD updates), after the rewrites and fusion that
-``sg.function`` applies, becomes a kernel that compiles for sm_90 and, run on the host through the
-CUDA backend's launcher, computes what the node computes on the CPU."""
+a few steps, cross-entropy, gradients, RMSProp or SGD updates), after the rewrites and fusion
+that ``sg.function`` applies for the CPU and for a device (multi-output kernels), becomes a
+kernel that compiles for sm_90 and, run on the host through the CUDA backend's launcher,
+computes what the node computes on the CPU."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from symgraph.backends.numpy import BACKEND
 from symgraph.graph import Constant
 from symgraph.ops.composite import Composite
 from symgraph.ops.elemwise import Elemwise
+from symgraph.rewrite import optimize
 
 H, V, E, STEPS = 6, 10, 5, 3
 
@@ -74,7 +76,20 @@ def _training_function(kind: str):
             updates += [(w, w - lr * g / T.sqrt(m_new + 1e-6)), (m, m_new)]
         else:  # SGD with clipped gradients
             updates.append((w, w - lr * T.clip(g, -5, 5)))
-    return sg.function([x, y, lr], cost, updates=updates, device="cpu")
+    return [x, y, lr], cost, updates
+
+
+def _elemwise_nodes(kind: str, device: str) -> list:
+    """The Elemwise nodes of the training graph after the rewrites for ``device`` (on a device
+    they include multi-output kernels)."""
+    with sg.config.change_flags(device="cpu"):  # shared state on the host (no CuPy needed)
+        inputs, cost, updates = _training_function(kind)
+    if device == "cpu":
+        f = sg.function(inputs, cost, updates=updates, device="cpu")
+        nodes = f.program.nodes
+    else:  # the rewrites alone: linking for a device needs CuPy
+        _, nodes = optimize(inputs, [cost] + [u for _, u in updates], "FAST_RUN", device=device)
+    return [n for n in nodes if isinstance(n.op, Elemwise)]
 
 
 def _inputs_for(node, rng):
@@ -113,31 +128,36 @@ def _renamed(ks):
     )
 
 
-def _cases(kind):
-    with sg.config.change_flags(device="cpu"):  # the CPU graph; its kernels are checked below
-        f = _training_function(kind)
-    nodes = [n for n in f.program.nodes if isinstance(n.op, Elemwise)]
+def _cases(kind, device):
     rng = np.random.default_rng(1)
-    return f, [(node, _inputs_for(node, rng)) for node in nodes]
+    return [(node, _inputs_for(node, rng)) for node in _elemwise_nodes(kind, device)]
 
 
-@pytest.fixture(scope="module", params=["gru", "lstm"])
+@pytest.fixture(
+    scope="module", params=[("gru", "cpu"), ("lstm", "cpu"), ("gru", "cuda"), ("lstm", "cuda")]
+)
 def graph(request):
-    return request.param, *_cases(request.param)
+    kind, device = request.param
+    return kind, device, _cases(kind, device)
 
 
 def test_training_graphs_are_fused(graph):
-    kind, f, cases = graph
+    kind, device, cases = graph
     fused = [n for n, _ in cases if isinstance(n.op.scalar_op, Composite)]
     assert len(fused) >= 4, f"{kind}: expected fused update and gate nodes"
     names = {n.op.scalar_op.name for n in fused}
     if kind == "gru":
         assert any("sqrt" in name for name in names)  # the RMSProp step is one kernel
+    several = [n for n, _ in cases if len(n.outputs) > 1]
+    if device == "cpu":
+        assert not several  # multi-output kernels are made for devices only
+    elif kind == "lstm":  # the cell state feeds the output and the next step's gradient
+        assert len(several) >= 2, f"{kind}: expected multi-output kernels on a device"
 
 
 @pytest.mark.skipif(CXX is None, reason="no host C++ compiler (g++) on PATH")
 def test_every_elementwise_node_runs_on_host_like_the_cpu(graph):
-    kind, f, cases = graph
+    kind, device, cases = graph
     collected: dict[str, object] = {}
 
     def collect(ks):
@@ -170,14 +190,19 @@ def test_every_elementwise_node_runs_on_host_like_the_cpu(graph):
         launcher._plans.clear()
         got = launcher(*xs)
         with np.errstate(all="ignore"):
-            want = np.asarray(node.op.make_impl(node, BACKEND)(*xs))
-        assert got.dtype == want.dtype and got.shape == want.shape, node
-        np.testing.assert_allclose(got, want, rtol=4e-6, atol=1e-6, err_msg=str(node.op))
+            want = node.op.make_impl(node, BACKEND)(*xs)
+        if len(node.outputs) == 1:
+            got, want = [got], [want]
+        assert len(got) == len(want) == len(node.outputs), node
+        for g, w, o in zip(got, want, node.outputs):
+            w = np.asarray(w)
+            assert g.dtype == w.dtype == o.dtype and g.shape == w.shape, node
+            np.testing.assert_allclose(g, w, rtol=4e-6, atol=1e-6, err_msg=str(node.op))
 
 
 @pytest.mark.skipif(device_compiler() is None, reason="neither NVRTC nor nvcc is available")
 def test_every_elementwise_kernel_compiles_for_sm90(graph):
-    kind, f, cases = graph
+    kind, device, cases = graph
     kernels: dict[str, object] = {}
 
     def collect(ks):
@@ -187,7 +212,7 @@ def test_every_elementwise_kernel_compiles_for_sm90(graph):
     for node, xs in cases:
         ElementwiseLauncher(node, np, collect, lambda: 3)(*xs)
     source = "\n".join(ks.source for ks in kernels.values())
-    cubin, log, _ = compile_for_device(source, f"{kind}_training.cu")
+    cubin, log, _ = compile_for_device(source, f"{kind}_{device}_training.cu")
     assert "warning" not in log.lower(), log
     for ks in kernels.values():
         assert ks.name.encode() in cubin

@@ -1,0 +1,221 @@
+"""Multi-output fusion (device only): a multi-output ``Composite`` (program, NumPy evaluation,
+gradient, kernel source compiled for the host and for sm_90, launcher), and the rewrite that
+joins elementwise producers into their consumers' kernels, checked on hand-built graphs against
+the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gpu_harness import CXX, compile_for_device, device_compiler, run_composite_on_host
+from gpu_patterns import Program, non_contiguous
+
+import symgraph as sg
+import symgraph.tensor as T
+from symgraph import codegen as cg
+from symgraph.backends import get_backend
+from symgraph.graph import toposort
+from symgraph.ops.composite import Composite
+from symgraph.ops.elemwise import Elemwise
+from symgraph.rewrite import multi_fusion, optimize
+from symgraph.testing import check_grad
+
+
+def _program(dtype: str = "float32") -> tuple[Composite, list[int]]:
+    """d = x + y; e = d * m; results d, tanh(e), e * x (three results sharing d and e)."""
+    p = Program(dtype, dtype, dtype)
+    d = p("add", 0, 1)
+    e = p("mul", d, 2)
+    t = p("tanh", e)
+    r = p("mul", e, 0)
+    return Composite(p.dtypes, p.steps, [d, t, r]), [d, t, r]
+
+
+def _reference(x, y, m):
+    d = x + y
+    e = d * m
+    return [d, np.tanh(e), e * x]
+
+
+def test_a_composite_with_several_outputs():
+    c, outs = _program()
+    assert c.nout == 3 and c.outputs == tuple(outs)
+    assert c.output_dtypes() == ["float32"] * 3
+    assert c.name.endswith("_3out")
+    assert c.formula() == "add(x0, x1), tanh(mul(add(x0, x1), x2)), mul(mul(add(x0, x1), x2), x0)"
+    with pytest.raises(AttributeError, match="3 outputs: read .outputs"):
+        c.output  # noqa: B018 - a single-output reader must not get the first result silently
+    single = Composite(c.input_dtypes, c.steps, outs[0])
+    assert single != c and single.nout == 1 and single.output == outs[0]
+    with pytest.raises(ValueError, match="twice"):
+        Composite(c.input_dtypes, c.steps, [outs[0], outs[0]])
+    with pytest.raises(ValueError, match="not among"):
+        Composite(c.input_dtypes, c.steps, [outs[0], 99])
+
+
+def test_its_numpy_program_gives_every_result_the_broadcast_shape():
+    c, _ = _program()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 1)).astype("float32")
+    y = rng.normal(size=(4, 1)).astype("float32")
+    m = rng.normal(size=(5,)).astype("float32")
+    got = c.numpy(np)(x, y, m)
+    assert isinstance(got, tuple) and len(got) == 3
+    for g, want in zip(got, _reference(x, y, m)):
+        assert g.shape == (4, 5) and g.dtype == np.float32
+        np.testing.assert_allclose(g, np.broadcast_to(want, (4, 5)), rtol=1e-6)
+
+
+def test_a_multi_output_node_has_one_output_per_result_and_its_gradient_checks():
+    c, _ = _program("float64")
+    x, y, m = (T.tensor("float64", (3, 4), name=n) for n in "xym")
+    node = Elemwise(c).make_node(x, y, m)
+    assert [o.type.shape for o in node.outputs] == [(3, 4)] * 3
+    assert [o.dtype for o in node.outputs] == ["float64"] * 3
+
+    def through_all(a, b, w):
+        d, t, r = Elemwise(c)(a, b, w)
+        return d * 2 + t * t - r
+
+    def through_one(a, b, w):  # the other results get no gradient (None)
+        return Elemwise(c)(a, b, w)[1]
+
+    rng = np.random.default_rng(1)
+    pts = [rng.normal(size=(3, 4)) for _ in range(3)]
+    check_grad(through_all, pts)
+    check_grad(through_one, pts)
+
+
+@pytest.mark.skipif(CXX is None, reason="no host C++ compiler (g++) on PATH")
+@pytest.mark.parametrize("how", ["contiguous", "transposed", "sliced", "reversed"])
+def test_its_kernel_writes_every_result_on_the_host(how):
+    c, _ = _program()
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 5)).astype("float32")
+    y = rng.normal(size=(6, 5)).astype("float32")
+    m = rng.normal(size=(1, 5)).astype("float32")  # broadcast over rows
+    if how != "contiguous":
+        x = non_contiguous(x, rng, how)
+    outs, ks = run_composite_on_host(c, [x, y, m])
+    assert [n for _, n in ks.params][3:6] == ["out0", "out1", "out2"]
+    assert "out0[i] = " in ks.source and "out2[i] = " in ks.source
+    for got, want in zip(outs, _reference(x, y, m)):
+        np.testing.assert_allclose(got, want, rtol=4e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(device_compiler() is None, reason="neither NVRTC nor nvcc is available")
+def test_its_kernel_compiles_for_sm90():
+    c, _ = _program()
+    plan = cg.plan_launch((6, 5), [(6, 5), (6, 5), (1, 5)], [(5, 1), (5, 1), (5, 1)])
+    ks = cg.render_kernel(c, plan.layouts, len(plan.shape), {}, plan.index_type)
+    cubin, log, _ = compile_for_device(ks.source, ks.name + ".cu")
+    assert ks.name.encode() in cubin and "warning" not in log.lower(), log
+
+
+def test_the_launcher_writes_the_results_it_is_given_targets_for(device):
+    import cupy as cp
+
+    c, _ = _program()
+    x, y, m = (T.tensor("float32", (3, 4), name=n) for n in "xym")
+    node = Elemwise(c).make_node(x, y, m)
+    launch = get_backend("cuda").make_elemwise_kernel(node)
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(size=(3, 4)).astype("float32") for _ in range(3)]
+    target = cp.empty((3, 4), "float32")
+    got = launch(*[cp.asarray(a) for a in xs], out=(None, target, None))
+    assert got[1] is target and got[0] is not target and got[2] is not target
+    for g, want in zip(got, _reference(*xs)):
+        np.testing.assert_allclose(cp.asnumpy(g), want, rtol=4e-6, atol=1e-6)
+
+
+# -- the rewrite --------------------------------------------------------------------------------
+
+W = np.random.default_rng(4).normal(size=(4, 4)).astype("float32")
+
+
+def _kernels(outputs, inputs, device):
+    _, nodes = optimize(inputs, outputs, "FAST_RUN", device=device)
+    return [n for n in nodes if isinstance(n.op, Elemwise)]
+
+
+def _backward_like(shape=(4, 3)):
+    """A GRU backward step's shape: d = g + g_next and dm = d * mask are read by two kernels
+    on either side of matrix products, and by the final sum."""
+    g, gn, mask, s = (T.tensor("float32", shape, name=n) for n in ("g", "gn", "mask", "s"))
+    w = T.constant(W)
+    d = g + gn
+    dm = d * mask
+    a = dm * s * (1 - s)
+    b = T.tanh(dm) * s
+    pa = T.dot(w, a)
+    c = pa * s + 1
+    out = d * 2 + dm + T.dot(w, c) + T.dot(w, b)
+    return [g, gn, mask, s], [out, a]
+
+
+def test_producers_join_their_consumers_kernels_on_a_device_only():
+    inputs, outputs = _backward_like()
+    cpu = _kernels(outputs, inputs, "cpu")
+    dev = _kernels(outputs, inputs, "cuda")
+    assert len(cpu) == 6 and all(len(n.outputs) == 1 for n in cpu)
+    # d, dm, a and b in one kernel (a is a graph output, b and d feed later nodes); c; the sum
+    assert len(dev) == 3, [str(n.op) for n in dev]
+    assert sorted(len(n.outputs) for n in dev) == [1, 1, 4]
+
+
+def test_no_kernel_runs_both_before_and_after_a_product_it_feeds():
+    x, y = (T.tensor("float32", (4, 3), name=n) for n in "xy")
+    w = T.constant(W)
+    p = x * y
+    r = T.exp(p) + T.dot(w, p)  # r reads p, and a product of p: one kernel cannot do both
+    kernels = _kernels([r], [x, y], "cuda")
+    assert len(kernels) == 2 and all(len(n.outputs) == 1 for n in kernels)
+    groups = multi_fusion._Groups(toposort([r]), [r])
+    exp = r.owner.inputs[0].owner
+    assert groups.has_cycle([p.owner, exp, r.owner])  # through the product
+    assert not groups.has_cycle([p.owner, exp])
+
+
+def test_values_of_unknown_or_different_shapes_stay_apart():
+    a, b = T.tensor("float32", (None, 3), name="a"), T.tensor("float32", (None, 3), name="b")
+    d = a + b
+    unknown = _kernels([d * 2, T.dot(T.transpose(a), d)], [a, b], "cuda")
+    assert all(len(n.outputs) == 1 for n in unknown)  # (None, 3): shapes not known, not joined
+    v, m = T.tensor("float32", (3,), name="v"), T.tensor("float32", (4, 3), name="m")
+    p = T.exp(v)
+    wide, narrow = p + m, p * v  # p (3,) joins p * v (3,), never p + m (4, 3)
+    kernels = _kernels([wide, narrow], [v, m], "cuda")
+    shapes = sorted((n.outputs[0].type.shape, len(n.outputs)) for n in kernels)
+    assert shapes == [((3,), 2), ((4, 3), 1)], shapes
+
+
+def test_kernels_keep_to_the_input_and_result_limits():
+    xs = [T.tensor("float32", (2, 3), name=f"x{k}") for k in range(40)]
+    partial, results = xs[0], []
+    for x in xs[1:]:
+        partial = partial * x + 1
+        results.append(partial)  # every partial product is a result
+    kernels = _kernels(results, xs, "cuda")
+    assert len(kernels) > 1
+    assert all(len(n.outputs) <= multi_fusion.MAX_RESULTS for n in kernels)
+    assert all(len(n.inputs) <= multi_fusion.MAX_FUSED_INPUTS for n in kernels)
+
+
+def test_joined_kernels_compute_what_the_cpu_computes(device):
+    rng = np.random.default_rng(5)
+    inputs, outputs = _backward_like()
+    values = [rng.normal(size=(4, 3)).astype("float32") for _ in inputs]
+    want = sg.function(inputs, outputs, device="cpu")(*values)
+    f = sg.function(inputs, outputs, device="cuda")
+    assert any(len(n.outputs) > 1 for n in f.program.nodes)
+    for g, w in zip(f(*values), want):
+        np.testing.assert_allclose(g, w, rtol=2e-6, atol=1e-6)
+    xs = [T.tensor("float32", (2, 3), name=f"x{k}") for k in range(40)]
+    partial, results = xs[0], []
+    for x in xs[1:]:
+        partial = partial * x + 0.5
+        results.append(partial)
+    values = [rng.uniform(0.5, 1.5, (2, 3)).astype("float32") for _ in xs]
+    want = sg.function(xs, results, device="cpu")(*values)
+    for g, w in zip(sg.function(xs, results, device="cuda")(*values), want):
+        np.testing.assert_allclose(g, w, rtol=2e-6)
