@@ -57,6 +57,8 @@ class Dot(Op):
             return _rows_product(xp)
         if backend.name == "cpu" and x.ndim == 2 and y.ndim == 2:
             return _cpu_matrix_product
+        if backend.name != "cpu":
+            return _DeviceProduct(xp, node.outputs[0].dtype)
         return xp.dot
 
     def grad(self, inputs, output_grads):
@@ -98,6 +100,29 @@ def _rows_product(xp: Any) -> Any:
         return xp.dot(_as_rows(xp, a), b).reshape(a.shape[:-1] + b.shape[1:])
 
     return dot_rows
+
+
+class _DeviceProduct:
+    """``xp.dot`` on a device, writing into ``out=`` when the linker passes one (a row of a
+    loop's output buffer: the product a loop stores for its gradient is then not copied there
+    at every step). A target of another shape, dtype or layout is ignored."""
+
+    takes_out = True
+
+    def __init__(self, xp: Any, dtype: str):
+        self.dot = xp.dot
+        self.dtype = np.dtype(dtype)
+
+    def __call__(self, a: Any, b: Any, out: Any = None) -> Any:
+        if (
+            out is not None
+            and out.shape == a.shape[:-1] + b.shape[1:]
+            and out.dtype == self.dtype
+            and out.flags.c_contiguous
+        ):
+            self.dot(a, b, out=out)
+            return out  # itself (the loop then knows the row holds the result already)
+        return self.dot(a, b)
 
 
 # Products smaller than this allocate a fresh result (NumPy's small-array cache serves them).

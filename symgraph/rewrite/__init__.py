@@ -1,8 +1,9 @@
 """The rewrite pipeline: one explicit, ordered list of graph rewrites run before linking.
 
 FAST_RUN:      merge/CSE + constant folding + canonicalize -> stabilize -> memory -> fusion
-               (on a device, loops' products sharing an operand are stacked first, and
-               elementwise kernels feeding each other become multi-output kernels last)
+               (on a device, loops' products sharing an operand, and loops' sums of
+               products with invariant weights, are stacked first; elementwise kernels
+               feeding each other become multi-output kernels last)
 FAST_COMPILE:  merge/CSE only (of nodes and of loops)
 DEBUG_MODE:    as FAST_RUN; ``function`` then checks every node against the original graph
 """
@@ -46,8 +47,11 @@ def optimize(
     outputs = _merge_loops(outputs, CANONICALIZE + STABILIZE + LIFT, stats)
     if device != "cpu":
         from ..scan.stack import stack_shared_operand_products
+        from ..scan.stack_sums import stack_summed_products
 
-        outputs = rewrite_graph(outputs, [stack_shared_operand_products], stats=stats)
+        outputs = rewrite_graph(
+            outputs, [stack_shared_operand_products, stack_summed_products], stats=stats
+        )
     outputs = transpose_dot_products(outputs)
     outputs = rewrite_graph(outputs, CANONICALIZE, stats=stats)  # merge the new transposes
     outputs = share_softmax_with_crossentropy(outputs)

@@ -219,3 +219,25 @@ def test_joined_kernels_compute_what_the_cpu_computes(device):
     want = sg.function(xs, results, device="cpu")(*values)
     for g, w in zip(sg.function(xs, results, device="cuda")(*values), want):
         np.testing.assert_allclose(g, w, rtol=2e-6)
+
+
+def test_a_product_on_a_device_writes_into_a_target_that_fits(device):
+    # a loop passes a row of its output buffer: the product it stores is then not copied there
+    import cupy as cp
+
+    from symgraph.ops.blas import Dot
+
+    a, b = T.tensor("float32", (4, 3), name="a"), T.tensor("float32", (3, 2), name="b")
+    product = Dot().make_impl(Dot().make_node(a, b), get_backend("cuda"))
+    assert product.takes_out
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(3, 2)).astype("float32")
+    rows = cp.zeros((3, 4, 2), "float32")
+    target = rows[1]
+    assert product(cp.asarray(x), cp.asarray(y), out=target) is target
+    np.testing.assert_allclose(rows.get()[1], x @ y, rtol=1e-6)
+    assert not rows.get()[0].any() and not rows.get()[2].any()
+    for unfit in (cp.zeros((2, 4), "float32").T, cp.zeros((4, 2), "float64")):
+        got = product(cp.asarray(x), cp.asarray(y), out=unfit)  # ignored: a fresh result
+        assert got is not unfit and not unfit.get().any()
+        np.testing.assert_allclose(got.get(), x @ y, rtol=1e-6)
