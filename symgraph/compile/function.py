@@ -18,7 +18,6 @@ from ..config import config
 from ..errors import (
     GraphTypeError,
     MissingInputError,
-    SymgraphError,
     UnusedInputError,
     report,
     user_line,
@@ -31,9 +30,15 @@ from ..graph import (
     ancestors,
     clone_replace,
     graph_inputs,
-    shape_conflict,
 )
 from ..ops.basic import as_tensor_variable
+from .checks import (
+    check_float64,
+    check_inputs,
+    check_shared_placement,
+    check_updates,
+    normalize_pairs,
+)
 from .linker import link
 
 
@@ -71,15 +76,15 @@ def function(
     )
     in_specs = [i if isinstance(i, In) else In(i) for i in (inputs or [])]
     in_vars = [s.variable for s in in_specs]
-    _check_inputs(in_vars, trace)
+    check_inputs(in_vars, trace)
 
     single = outputs is not None and not isinstance(outputs, list | tuple)
     out_list = [] if outputs is None else ([outputs] if single else list(outputs))
     out_list = [as_tensor_variable(o) for o in out_list]
 
-    upd_pairs = _normalize_pairs(updates, "updates")
-    upd_pairs = _check_updates(upd_pairs)
-    given_pairs = _normalize_pairs(givens, "givens")
+    upd_pairs = normalize_pairs(updates, "updates")
+    upd_pairs = check_updates(upd_pairs)
+    given_pairs = normalize_pairs(givens, "givens")
     for old, _new in given_pairs:
         if not isinstance(old, Variable):
             raise GraphTypeError(f"givens keys must be symbolic variables, got {old!r}")
@@ -120,7 +125,7 @@ def function(
 
     backend = get_backend(device)
     shared_vars = [v for v in leaves if isinstance(v, SharedVariable)]
-    _check_shared_placement(fname, shared_vars + [s for s, _ in upd_pairs], backend)
+    check_shared_placement(fname, shared_vars + [s for s, _ in upd_pairs], backend)
     mode = mode or config.mode
     if mode not in ("FAST_RUN", "FAST_COMPILE", "DEBUG_MODE"):
         raise ValueError(f"mode must be 'FAST_RUN', 'FAST_COMPILE' or 'DEBUG_MODE', got {mode!r}")
@@ -133,7 +138,7 @@ def function(
         t2 = time.perf_counter()
     else:
         targets, nodes = optimize(in_vars, targets, mode, device=backend.name)
-        _check_float64(nodes)
+        check_float64(nodes)
         t2 = time.perf_counter()
         if profile:
             from ..profiling import Profiler
@@ -169,107 +174,6 @@ def function(
     if profiler is not None:
         profiler.compile_times = fn.compile_times
     return fn
-
-
-def _check_float64(nodes) -> None:
-    """``config.warn_float64``: name every node that computes in float64 (slow on GPUs)."""
-    if config.warn_float64 == "ignore":
-        return
-    found = [n for n in nodes if any(o.dtype == "float64" for o in n.outputs)]
-    if not found:
-        return
-    lines = "".join(f"\n  {n.op}{where(n.trace)}" for n in found[:10])
-    more = f"\n  ... and {len(found) - 10} more" if len(found) > 10 else ""
-    msg = f"{len(found)} node(s) compute in float64 (config.warn_float64):{lines}{more}"
-    report(config.warn_float64, GraphTypeError, msg)
-
-
-def _check_shared_placement(fname: str, shared_vars: list, backend: Any) -> None:
-    """Shared state must live where the function runs: an op on one device cannot read an array
-    of the other (CuPy refuses NumPy arrays, NumPy cannot read device memory)."""
-    on_device = backend.name != "cpu"
-    for s in shared_vars:
-        if isinstance(s.value, np.ndarray) == on_device:
-            here = "on the CPU (a NumPy array)" if on_device else "on a CUDA device"
-            raise SymgraphError(
-                f"{fname} runs on device={backend.name!r}, but shared variable {s.describe()} "
-                f"lives {here}{where(s.trace)}\n  (create shared variables under the device of "
-                f"the functions that use them: SYMGRAPH_FLAGS=device=..., or "
-                f"symgraph.config.change_flags(device=...))"
-            )
-
-
-def _check_inputs(in_vars: list, trace) -> None:
-    seen = set()
-    for v in in_vars:
-        if not isinstance(v, Variable):
-            raise GraphTypeError(
-                f"function inputs must be symbolic variables, got {type(v).__name__} {v!r}"
-                f"{where(trace)}"
-            )
-        if isinstance(v, SharedVariable):
-            raise GraphTypeError(
-                f"shared variable {v.describe()} cannot be a function input: its value is "
-                f"already part of the function (use givens= to replace it){where(trace)}"
-            )
-        if isinstance(v, Constant) or v.owner is not None:
-            raise GraphTypeError(
-                f"function input {v.describe()} is computed from other variables; inputs must "
-                f"be free variables like T.vector(){where(v.trace)}"
-            )
-        if id(v) in seen:
-            raise GraphTypeError(f"input {v.describe()} is given twice{where(trace)}")
-        seen.add(id(v))
-
-
-def _normalize_pairs(pairs: Any, what: str) -> list[tuple[Any, Any]]:
-    if pairs is None:
-        return []
-    if isinstance(pairs, dict):
-        return list(pairs.items())
-    out = []
-    for p in pairs:
-        if not isinstance(p, tuple | list) or len(p) != 2:
-            raise TypeError(f"{what} must be (variable, expression) pairs or a dict, got {p!r}")
-        out.append((p[0], p[1]))
-    return out
-
-
-def _check_updates(pairs: list) -> list[tuple[SharedVariable, Variable]]:
-    seen = set()
-    out = []
-    for target, expr in pairs:
-        if not isinstance(target, SharedVariable):
-            what = target.describe() if isinstance(target, Variable) else repr(target)
-            line = target.trace if isinstance(target, Variable) else None
-            raise GraphTypeError(
-                f"updates: {what} is not a shared variable; only sg.shared(...) state can be "
-                f"updated{where(line)}"
-            )
-        if id(target) in seen:
-            raise GraphTypeError(f"updates: {target.describe()} is updated twice")
-        seen.add(id(target))
-        expr = as_tensor_variable(expr)
-        if expr.ndim != target.ndim:
-            raise GraphTypeError(
-                f"update of shared variable {target.describe()} ({target.type}) has "
-                f"{expr.ndim} dimensions instead of {target.ndim}{where(expr.trace)}"
-            )
-        if expr.dtype != target.dtype:
-            raise GraphTypeError(
-                f"update of shared variable {target.describe()} has dtype {expr.dtype}, but the "
-                f"variable holds {target.dtype}; cast the expression (T.cast(expr, "
-                f"'{target.dtype}')){where(expr.trace)}"
-            )
-        conflict = shape_conflict(target.type.shape, expr.type.shape)
-        if conflict is not None:
-            a, s, e = conflict
-            raise GraphTypeError(
-                f"update of shared variable {target.describe()}: axis {a} has length {e}, "
-                f"the variable has {s}{where(expr.trace)}"
-            )
-        out.append((target, expr))
-    return out
 
 
 class Function:
