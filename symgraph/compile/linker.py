@@ -141,7 +141,7 @@ def link(
     env["__ndarray"] = np.ndarray
     for k, node in enumerate(nodes):
         fname = f"f{k}"
-        env[fname] = impls[k]
+        env[fname] = getattr(impls[k], "entry", impls[k])  # a launcher's generated entry
         if k in inplace and not isinstance(node.op, Elemwise):
             env[f"{fname}_inplace"] = node.op.make_impl(node, backend_of(k), inplace=True)
         for o in node.outputs:

@@ -97,3 +97,17 @@ def test_unknown_configuration_is_refused(quick_run):
     _, _, rb = quick_run
     with pytest.raises(SystemExit, match="unknown configuration"):
         rb.main(["--quick", "--only", "lstm", "--skip-pytensor", "--skip-torch"])
+
+
+def test_launch_benchmark_runs_and_reports_every_case(capsys):
+    sys.path.insert(0, str(BENCH))
+    import bench_launch
+
+    assert bench_launch.main(["--quick"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(rows) == 4
+    for row in rows:
+        n_inputs, n_results, ours, least, ratio = row.split()
+        assert float(ours) > 0 and float(least) > 0
+        assert abs(float(ours) / float(least) - float(ratio)) < 0.01 + 0.01 * float(ratio)
+    assert rows[-1].split()[1] == "4"  # the multi-output case is one node with four results
