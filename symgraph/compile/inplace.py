@@ -10,6 +10,8 @@
 - An update ``p <- f(p, ...)`` of a shared variable writes into p's own array when nothing reads
   p after that node (the SGD step ``W - lr * gW`` then allocates nothing).
 
+On a device only the ops with ``destroyable_input`` are planned (see ``plan_inplace``).
+
 State handed to the loop of a scan (its step inputs) is never overwritten: step inputs are graph
 inputs of the inner function, and only intermediates and updated shared values are candidates.
 """
@@ -71,9 +73,12 @@ def plan_inplace(
     backend: Any,
     updates: Sequence[tuple[Variable, SharedVariable]] = (),
 ) -> dict[int, int]:
-    """node index -> position of the input its result may overwrite."""
-    if backend.name != "cpu":
-        return {}
+    """node index -> position of the input its result may overwrite.
+
+    On a device only ops with ``destroyable_input`` are planned: skipping their copy saves a
+    kernel and a pass over memory, while an elementwise kernel writing into a dying input
+    saves nothing there (CuPy's memory pool recycles the block)."""
+    on_device = backend.name != "cpu"
     keep = {id(v) for v in outputs}
     update_of = {id(expr): target for expr, target in updates}
     output_ids = [id(v) for v in outputs]
@@ -84,7 +89,7 @@ def plan_inplace(
         out = node.outputs[getattr(node.op, "destroyed_into_output", 0)]
         if out.ndim == 0 or (len(node.outputs) != 1 and not hasattr(node.op, "destroyable_input")):
             continue
-        if _takes_out(node, impls[k]):
+        if not on_device and _takes_out(node, impls[k]):
             # a shared value being updated first: its pages are resident, while writing into a
             # fresh temporary would fault its pages in
             positions = sorted(

@@ -279,6 +279,7 @@ class IncSubtensor(Op):
         set_ = self.set_instead_of_inc
         fill = constant_fill(node.inputs[0])
         xp = backend.xp
+        array = xp.ndarray
 
         def fresh_copy(x):
             # a copy of a constant-filled array is a new one: for zeros, untouched pages are
@@ -296,7 +297,11 @@ class IncSubtensor(Op):
             elif advanced:
                 scatter_add(out, idx, y)
             else:
-                out[idx] += y
+                region = out[idx]
+                if isinstance(region, array):  # a view: add in place (``out[idx] += y``
+                    xp.add(region, y, out=region)  # would also copy the region onto itself)
+                else:  # NumPy gives a scalar for a full integer index
+                    out[idx] += y
             return out
 
         return inc_subtensor
