@@ -61,7 +61,10 @@ class LogSoftmax(Op):
     def grad(self, inputs, output_grads):
         T = _T()
         (gz,) = output_grads
-        sm = softmax_op(inputs[0])
+        # softmax as exp of the forward result (which the merge finds already computed): the
+        # gradient is then one fused elementwise pass, not a second softmax over the logits
+        # (max, subtract, exp, sum, divide: five passes over the largest array of an LM step)
+        sm = T.exp(self(inputs[0]))
         return [gz - T.sum(gz, axis=-1, keepdims=True) * sm]
 
 

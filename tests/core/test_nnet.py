@@ -155,3 +155,24 @@ def test_one_hot(dtype):
     check_against_numpy(
         lambda v: T.one_hot(v, 4, dtype), lambda v: np.eye(4, dtype=want_dtype)[v], [y]
     )
+
+
+def test_the_gradient_of_log_softmax_reuses_its_forward_result():
+    # softmax is exp(log_softmax): the gradient is one fused elementwise pass over the logits,
+    # not a second softmax (max, subtract, exp, sum, divide)
+    from symgraph.ops.nnet import Softmax
+
+    x = T.fmatrix("x")
+    y = T.ivector("y")
+    logp = T.nnet.log_softmax(x)
+    cost = -T.mean(logp[T.arange(y.shape[0]), y])
+    f = sg.function([x, y], [cost, T.grad(cost, x)], device="cpu")
+    assert not any(isinstance(n.op, Softmax) for n in f.program.nodes)
+    rng = np.random.default_rng(0)
+    xv = rng.normal(size=(5, 7)).astype("float32") * 4
+    yv = rng.integers(0, 7, 5).astype("int32")
+    _, g = f(xv, yv)
+    sm = np.exp(xv - xv.max(1, keepdims=True))
+    sm /= sm.sum(1, keepdims=True)
+    sm[np.arange(5), yv] -= 1
+    np.testing.assert_allclose(g, sm / 5, rtol=2e-5, atol=1e-7)
