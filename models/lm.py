@@ -191,10 +191,12 @@ class LanguageModel:
         logits = flat.dot(self.params["V"].T)
         if "c" in self.params:
             logits = logits + self.params["c"]
-        logp = T.nnet.log_softmax(logits)
-        picked = logp[T.arange(n_rows), y.flatten()]
+        logp = T.nnet.log_softmax(logits)  # for the probabilities a prediction returns
+        # the loss as Theano code writes it: the compiler makes it one op with the softmax its
+        # gradient reads (one pass of exp over the logits, the gradient written in place)
+        nll = T.nnet.categorical_crossentropy(T.nnet.softmax(logits), y.flatten())
         m = mask.flatten()
-        ce_sum = -T.sum(picked * m)
+        ce_sum = T.sum(nll * m)
         n_words = T.sum(m)
         log_probs = logp.reshape((hs.shape[0], hs.shape[1], self.layout.vocab_size))
         return dict(
