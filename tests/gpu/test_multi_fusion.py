@@ -241,3 +241,19 @@ def test_a_product_on_a_device_writes_into_a_target_that_fits(device):
         got = product(cp.asarray(x), cp.asarray(y), out=unfit)  # ignored: a fresh result
         assert got is not unfit and not unfit.get().any()
         np.testing.assert_allclose(got.get(), x @ y, rtol=1e-6)
+
+
+def test_a_joined_kernel_of_shape_arithmetic_runs_on_the_host(device):
+    # shapes are host values on a device (placement): their arithmetic, joined like any other
+    # elementwise work, runs as one NumPy program with several results
+    x = T.fmatrix("x")
+    doubled = x.shape * 2
+    wider, narrower = doubled + 1, doubled - 1
+    out = T.alloc(np.float32(1), wider[0], narrower[1])
+    f = sg.function([x], [out, wider, narrower])
+    joined = [n for n in f.program.nodes if isinstance(n.op, Elemwise) and len(n.outputs) > 1]
+    assert len(joined) == 1 and len(joined[0].outputs) == 2  # doubled stays inside
+    got_out, got_wider, got_narrower = f(np.ones((2, 3), "float32"))
+    assert got_out.shape == (5, 5)
+    np.testing.assert_array_equal(got_wider, [5, 7])
+    np.testing.assert_array_equal(got_narrower, [3, 5])
