@@ -180,6 +180,11 @@ class ElementwiseLauncher:
             for k, (x, s) in enumerate(zip(xs, key))
         ]
         shape = tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+        if self.multi and any(
+            np.broadcast_shapes(*[shapes[k] for k in used]) != shape
+            for used in codegen.program_of(self.node)[0].inputs_of()
+        ):
+            return self._prepare_apart(key)
         plan = codegen.plan_launch(shape, shapes, strides)
         ks = codegen.render_node(self.node, plan, self.literals)
         kernel = self.compile_kernel(ks)
@@ -220,6 +225,31 @@ class ElementwiseLauncher:
         exec(compile("\n".join(lines) + "\n", f"<symgraph launch {ks.name}>", "exec"), env)
         run = env["run"]
         run.source = "\n".join(lines)
+        self._plans[key] = run
+        return run
+
+    def _prepare_apart(self, key: tuple) -> Callable[..., Any]:
+        """The plan for inputs whose shapes give the results different shapes (a result that
+        depends only on a bias row, say): one kernel per result, each over its own inputs."""
+        from .. import codegen
+        from ..ops.elemwise import Elemwise
+
+        composite = codegen.program_of(self.node)[0]
+        apart = []
+        for r in range(len(self.out_dtypes)):
+            program, used = composite.single_output(r)
+            node = Elemwise(program).make_node(*[self.node.inputs[k] for k in used])
+            launcher = ElementwiseLauncher(node, self.xp, self.compile_kernel, self.max_blocks)
+            launcher.BLOCK = self.BLOCK
+            apart.append((launcher.entry, used))
+
+        def run(*args: Any) -> tuple:
+            *xs, out = args
+            targets = out or (None,) * len(apart)
+            return tuple(
+                entry(*[xs[k] for k in used], out=t) for (entry, used), t in zip(apart, targets)
+            )
+
         self._plans[key] = run
         return run
 

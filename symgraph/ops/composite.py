@@ -159,11 +159,27 @@ class Composite:
 
     def needed_steps(self) -> list[int]:
         """Indices of the steps the outputs depend on, in order."""
-        needed = set(self.outputs)
-        for j in range(len(self.steps) - 1, -1, -1):
-            if self.nin + j in needed:
-                needed.update(self.steps[j][1])
-        return [j for j in range(len(self.steps)) if self.nin + j in needed]
+        return _needed(set(self.outputs), self.nin, self.steps)
+
+    def inputs_of(self) -> list[tuple[int, ...]]:
+        """Per output, the inputs it depends on, in order. A result has the broadcast shape of
+        these (as each value had before fusing); see ``Elemwise``."""
+        deps: list[frozenset[int]] = [frozenset([k]) for k in range(self.nin)]
+        for _, args in self.steps:
+            deps.append(frozenset().union(*[deps[a] for a in args]))
+        return [tuple(sorted(deps[o])) for o in self.outputs]
+
+    def single_output(self, r: int) -> tuple[Composite, tuple[int, ...]]:
+        """Result ``r`` alone: a one-output program over only the inputs it depends on, and the
+        positions of those inputs in this program's."""
+        used = self.inputs_of()[r]
+        renumber = {k: i for i, k in enumerate(used)}
+        keep = [j for j in _needed({self.outputs[r]}, self.nin, self.steps)]
+        for j, k in enumerate(keep):
+            renumber[self.nin + k] = len(used) + j
+        steps = [(self.steps[k][0], tuple(renumber[a] for a in self.steps[k][1])) for k in keep]
+        dtypes = [self.input_dtypes[k] for k in used]
+        return Composite(dtypes, steps, renumber[self.outputs[r]], self.origin), used
 
     def formula(self, names: Sequence[str] | None = None) -> str:
         """The program as one readable expression, e.g. ``tanh(add(x0, x1))`` (several,
@@ -245,6 +261,15 @@ class Composite:
         )
         by_id = {id(v): g for v, g in zip(wrt, gs)}
         return [by_id.get(id(v)) for v in inputs]
+
+
+def _needed(values: set[int], nin: int, steps: Sequence) -> list[int]:
+    """Indices of the steps the value numbers ``values`` depend on, in order."""
+    needed = set(values)
+    for j in range(len(steps) - 1, -1, -1):
+        if nin + j in needed:
+            needed.update(steps[j][1])
+    return [j for j in range(len(steps)) if nin + j in needed]
 
 
 def _readable_name(ops: Sequence[S.ScalarOp], limit: int = 6) -> str:

@@ -329,12 +329,15 @@ def _exec_plan(lines: list[str], env: dict) -> tuple[Callable[..., Any], str]:
 
 def generic_program(c: Composite, xp: Any) -> Callable[..., Any]:
     """Step by step with the table's functions (any array module), casting like Elemwise. A
-    multi-output program returns a tuple; every result has the broadcast shape of all inputs."""
+    multi-output program returns a tuple; each result has the broadcast shape of the inputs it
+    depends on."""
     fns = [op.numpy(xp) for op, _ in c.steps]
     infos = c.infos
     needed = c.needed_steps()
     nin, outputs = c.nin, c.outputs
     out_dtypes = c.output_dtypes()
+    # a single result keeps Elemwise's rule: the broadcast shape of all inputs
+    depends = c.inputs_of() if c.nout > 1 else [tuple(range(nin))]
 
     def run(*xs: Any) -> Any:
         values = list(xs) + [None] * len(infos)
@@ -347,9 +350,9 @@ def generic_program(c: Composite, xp: Any) -> Callable[..., Any]:
             if info.mode == "cast_output":
                 r = r.astype(info.dtype)
             values[nin + j] = r
-        full = np.broadcast_shapes(*[x.shape for x in xs]) if xs else ()
         results = []
-        for o, dtype in zip(outputs, out_dtypes):
+        for o, dtype, used in zip(outputs, out_dtypes, depends):
+            full = np.broadcast_shapes(*[xs[k].shape for k in used])
             r = values[o]
             if o < nin or r.shape != full:
                 r = xp.broadcast_to(xp.asarray(r, dtype=dtype), full).copy()

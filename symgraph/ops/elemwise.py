@@ -17,7 +17,8 @@ class Elemwise(Op):
     """Applies ``scalar_op`` elementwise, broadcasting its inputs like NumPy.
 
     A multi-output ``Composite`` (``nout > 1``) gives a node with one output per result, each
-    of the broadcast shape of all the inputs (one kernel writes them all).
+    of the broadcast shape of the inputs it depends on: the shape it had before fusing. (One
+    kernel writes them all when those shapes agree, as they do in a loop step.)
     """
 
     __props__ = ("scalar_op",)
@@ -44,7 +45,11 @@ class Elemwise(Op):
         except TypeError as e:
             raise GraphTypeError(f"{e}{where(trace)}") from None
         if getattr(so, "nout", 1) > 1:
-            return Apply(self, ins, [TensorType(d, shape) for d in so.output_dtypes(*dtypes)])
+            outs = [
+                TensorType(d, broadcast_shapes([ins[k].type.shape for k in used], so.name, trace))
+                for d, used in zip(so.output_dtypes(*dtypes), so.inputs_of())
+            ]
+            return Apply(self, ins, outs)
         dtype = so.output_dtype(*dtypes)
         return Apply(self, ins, [TensorType(dtype, shape)])
 

@@ -11,10 +11,12 @@ three kernels, an LSTM's backward step two instead of eleven.
 
 Rules that keep every result exactly what it was:
 
-- only nodes whose results all have one fully known static shape (a loop step is compiled for its
-  per-step shapes), the same for producer and consumer: the joined kernel iterates over that
-  shape and writes every result with it, which is the shape each result had alone (``Elemwise``
-  gives all results of a multi-output node the broadcast shape of all its inputs);
+- only nodes whose results have one number of dimensions, the same for producer and consumer,
+  are joined. Each result keeps the shape it had alone: the broadcast shape of the inputs it
+  depends on (``Elemwise``'s rule for several results). When those shapes agree at run time,
+  as they do in a loop step and in an optimizer's update of one weight, one kernel writes all
+  results over that shape; when they do not (a result that depends only on a bias row), the
+  launcher runs one kernel per result (``backends/cupy.py``);
 - never a cycle: a group never holds two nodes with a path between them through a node outside
   it (a kernel cannot run both before and after the matrix product between them);
 - at most ``MAX_FUSED_INPUTS`` distinct inputs and ``MAX_RESULTS`` results per kernel.
@@ -38,17 +40,14 @@ MAX_RESULTS = 16
 MAX_WINDOW = 400
 
 
-def _shape_of(node: Apply) -> tuple[int, ...] | None:
-    """The one fully known shape of all the node's results, if it is a candidate."""
-    if not isinstance(node.op, Elemwise) or node.outputs[0].ndim == 0:
+def _rank_of(node: Apply) -> int | None:
+    """The number of dimensions of all the node's results, if it is a candidate."""
+    if not isinstance(node.op, Elemwise):
         return None
-    shapes = {tuple(o.type.shape) for o in node.outputs}
-    if len(shapes) != 1:
+    ranks = {o.ndim for o in node.outputs}
+    if len(ranks) != 1 or 0 in ranks or not _renderable(node):
         return None
-    (shape,) = shapes
-    if None in shape or not _renderable(node):
-        return None
-    return shape
+    return ranks.pop()
 
 
 def _renderable(node: Apply) -> bool:
@@ -135,13 +134,13 @@ def fuse_multi_output(outputs: Sequence[Variable]) -> list[Variable]:
     """The graph of ``outputs`` with elementwise producers joined into their consumers' kernels."""
     nodes = toposort(outputs)
     groups = _Groups(nodes, outputs)
-    shape = {id(n): s for n in nodes if (s := _shape_of(n)) is not None}
+    rank = {id(n): r for n in nodes if (r := _rank_of(n)) is not None}
     for node in nodes:
-        if id(node) not in shape:
+        if id(node) not in rank:
             continue
         for v in node.inputs:
             p = v.owner
-            if p is not None and shape.get(id(p)) == shape[id(node)]:
+            if p is not None and rank.get(id(p)) == rank[id(node)]:
                 groups.try_merge(p, node)
     units = _units(nodes, groups)
     if all(len(u) == 1 for u in units):

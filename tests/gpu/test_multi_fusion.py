@@ -53,17 +53,24 @@ def test_a_composite_with_several_outputs():
         Composite(c.input_dtypes, c.steps, [outs[0], 99])
 
 
-def test_its_numpy_program_gives_every_result_the_broadcast_shape():
+def test_each_result_has_the_broadcast_shape_of_the_inputs_it_depends_on():
     c, _ = _program()
+    assert c.inputs_of() == [(0, 1), (0, 1, 2), (0, 1, 2)]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 1)).astype("float32")
     y = rng.normal(size=(4, 1)).astype("float32")
     m = rng.normal(size=(5,)).astype("float32")
     got = c.numpy(np)(x, y, m)
     assert isinstance(got, tuple) and len(got) == 3
+    # d = x + y depends on x and y only: (4, 1), as it was before fusing; the others (4, 5)
+    assert [g.shape for g in got] == [(4, 1), (4, 5), (4, 5)]
     for g, want in zip(got, _reference(x, y, m)):
-        assert g.shape == (4, 5) and g.dtype == np.float32
-        np.testing.assert_allclose(g, np.broadcast_to(want, (4, 5)), rtol=1e-6)
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, want, rtol=1e-6)
+    node = Elemwise(c).make_node(*(T.tensor("float32", s) for s in [(4, 1), (4, 1), (5,)]))
+    assert [o.type.shape for o in node.outputs] == [(4, 1), (4, 5), (4, 5)]
+    sub, used = c.single_output(0)  # result 0 alone, over the inputs it reads
+    assert used == (0, 1) and sub.nout == 1 and sub.formula() == "add(x0, x1)"
 
 
 def test_a_multi_output_node_has_one_output_per_result_and_its_gradient_checks():
@@ -176,17 +183,35 @@ def test_no_kernel_runs_both_before_and_after_a_product_it_feeds():
     assert not groups.has_cycle([p.owner, exp])
 
 
-def test_values_of_unknown_or_different_shapes_stay_apart():
+def test_values_of_unknown_shapes_join_and_of_other_ranks_stay_apart():
     a, b = T.tensor("float32", (None, 3), name="a"), T.tensor("float32", (None, 3), name="b")
     d = a + b
     unknown = _kernels([d * 2, T.dot(T.transpose(a), d)], [a, b], "cuda")
-    assert all(len(n.outputs) == 1 for n in unknown)  # (None, 3): shapes not known, not joined
+    assert sorted(len(n.outputs) for n in unknown) == [2]  # d and d * 2: one kernel
     v, m = T.tensor("float32", (3,), name="v"), T.tensor("float32", (4, 3), name="m")
     p = T.exp(v)
     wide, narrow = p + m, p * v  # p (3,) joins p * v (3,), never p + m (4, 3)
     kernels = _kernels([wide, narrow], [v, m], "cuda")
     shapes = sorted((n.outputs[0].type.shape, len(n.outputs)) for n in kernels)
     assert shapes == [((3,), 2), ((4, 3), 1)], shapes
+
+
+def test_results_of_different_shapes_at_run_time_get_a_kernel_each(device):
+    # static shapes unknown: a bias row and a batch join into one node; when the row is one row
+    # at run time, its own result keeps one row (a kernel each), else one kernel writes both
+    row, batch = T.fmatrix("row"), T.fmatrix("batch")
+    scaled = T.exp(row) * 2  # read by the sum below and returned on its own
+    total = scaled + batch
+    f = sg.function([row, batch], [scaled, total])
+    assert [len(n.outputs) for n in f.program.nodes if isinstance(n.op, Elemwise)] == [2]
+    rng = np.random.default_rng(8)
+    for rows in (1, 4):
+        r = rng.normal(size=(rows, 3)).astype("float32")
+        bt = rng.normal(size=(4, 3)).astype("float32")
+        got_scaled, got_total = f(r, bt)
+        assert got_scaled.shape == (rows, 3) and got_total.shape == (4, 3)
+        np.testing.assert_allclose(got_scaled, np.exp(r) * 2, rtol=4e-6, atol=1e-6)
+        np.testing.assert_allclose(got_total, np.exp(r) * 2 + bt, rtol=4e-6, atol=1e-6)
 
 
 def test_kernels_keep_to_the_input_and_result_limits():
