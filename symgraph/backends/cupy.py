@@ -171,6 +171,9 @@ class ElementwiseLauncher:
         return env["entry"]
 
     def _prepare(self, xs: Sequence[Any], key: tuple) -> Callable[..., Any]:
+        """The launch function for inputs of these shapes and strides (made once per key):
+        the layouts, the kernel rendered and compiled for them, the grid, and the generated
+        call that allocates the results and launches."""
         from .. import codegen
         from ..graph import Constant
 
