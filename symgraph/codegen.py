@@ -334,6 +334,17 @@ def program_of(node: Any) -> tuple[Composite, bool]:
     return single(so, dtypes), True
 
 
+def renderable(node: Any) -> bool:
+    """Whether the code generator handles every dtype the Elemwise node's program computes in."""
+    try:
+        composite, _ = program_of(node)
+        for d in composite.value_dtypes():
+            ctype(d)
+    except NotImplementedError:
+        return False
+    return True
+
+
 def inlinable_constants(node: Any) -> dict[int, Any]:
     """Inputs of ``node`` that are one-element finite constants: rendered as C literals."""
     from .graph import Constant

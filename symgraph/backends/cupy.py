@@ -72,11 +72,7 @@ class CupyBackend:
         the code generator does not handle (the node then runs on CuPy's ufuncs)."""
         from .. import codegen
 
-        try:
-            composite, _ = codegen.program_of(node)
-            for d in composite.value_dtypes():
-                codegen.ctype(d)
-        except NotImplementedError:
+        if not codegen.renderable(node):
             return None
         return ElementwiseLauncher(node, self.xp, self.compile_kernel, self._max_blocks)
 

@@ -35,6 +35,17 @@ def _n_leaves(members: list[Apply]) -> int:
     return len({id(v) for m in members for v in m.inputs if id(v) not in outs})
 
 
+def reinput(node: Apply, memo: dict[int, Variable]) -> None:
+    """Rebuild ``node`` over the replacements ``memo`` holds for its inputs (recording its new
+    outputs there); nothing when none of its inputs was replaced."""
+    new_inputs = [memo.get(id(i), i) for i in node.inputs]
+    if all(a is b for a, b in zip(new_inputs, node.inputs)):
+        return
+    new = node.clone_with_new_inputs(new_inputs)
+    for o, n in zip(node.outputs, new.outputs):
+        memo[id(o)] = n
+
+
 def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
     from ..ops.composite import Composite
 
@@ -92,14 +103,9 @@ def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
     for node in nodes:
         if id(node) in absorbed:
             continue
-        new_inputs = [memo.get(id(i), i) for i in node.inputs]
         members = group_of.get(id(node))
         if members is None:
-            if all(a is b for a, b in zip(new_inputs, node.inputs)):
-                continue
-            new = node.clone_with_new_inputs(new_inputs)
-            for o, n in zip(node.outputs, new.outputs):
-                memo[id(o)] = n
+            reinput(node, memo)
             continue
         members.sort(key=lambda n: order[id(n)])
         member_out = {id(m.outputs[0]): k for k, m in enumerate(members)}

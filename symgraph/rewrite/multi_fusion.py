@@ -29,9 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import codegen
 from ..graph import Apply, Variable, toposort
 from ..ops.elemwise import Elemwise
-from .fusion import MAX_FUSED_INPUTS, _describe
+from .fusion import MAX_FUSED_INPUTS, _describe, reinput
 
 MAX_RESULTS = 16
 # The cycle check walks the nodes between a group's first and last member; a producer and a
@@ -45,21 +46,9 @@ def _rank_of(node: Apply) -> int | None:
     if not isinstance(node.op, Elemwise):
         return None
     ranks = {o.ndim for o in node.outputs}
-    if len(ranks) != 1 or 0 in ranks or not _renderable(node):
+    if len(ranks) != 1 or 0 in ranks or not codegen.renderable(node):
         return None
     return ranks.pop()
-
-
-def _renderable(node: Apply) -> bool:
-    from .. import codegen
-
-    try:
-        composite, _ = codegen.program_of(node)
-        for d in composite.value_dtypes():
-            codegen.ctype(d)
-    except NotImplementedError:
-        return False
-    return True
 
 
 class _Groups:
@@ -196,23 +185,13 @@ def _rebuild(
 ) -> list[Variable]:
     memo: dict[int, Variable] = {}
     for unit in units:
-        if len(unit) == 1:
-            (node,) = unit
-            new_inputs = [memo.get(id(i), i) for i in node.inputs]
-            if all(a is b for a, b in zip(new_inputs, node.inputs)):
-                continue
-            new = node.clone_with_new_inputs(new_inputs)
-            for o, n in zip(node.outputs, new.outputs):
-                memo[id(o)] = n
-            continue
-        fused = _fused_node(unit, groups.results(unit), memo)
-        if fused is None:  # kept apart (see _fused_node)
+        results = groups.results(unit) if len(unit) > 1 else []
+        fused = _fused_node(unit, results, memo) if results else None
+        if fused is None:  # a single node, or a group kept apart (see _fused_node)
             for node in unit:
-                new = node.clone_with_new_inputs([memo.get(id(i), i) for i in node.inputs])
-                for o, n in zip(node.outputs, new.outputs):
-                    memo[id(o)] = n
+                reinput(node, memo)
             continue
-        for old, new_out in zip(groups.results(unit), fused.outputs):
+        for old, new_out in zip(results, fused.outputs):
             if old.dtype != new_out.dtype or old.type.shape != new_out.type.shape:
                 raise AssertionError(
                     f"multi-output fusion changed {old.dtype}{old.type.shape} into "
