@@ -8,7 +8,9 @@
 4. a batched GRU and LSTM language model (batch 64, 32 steps, hidden 512, vocab 8000) — tokens/s,
    against PyTorch on the same GPU (nn.GRU/nn.LSTM with cuDNN, and the same cell written step by
    step) when torch is importable;
-5. nodes executed per training step outside loops (a scan counts once; see the profile).
+5. nodes executed per training step outside loops (a scan counts once; see the profile), and
+   the host's time in ops per step (near the step's time: the GPU waits for the host);
+6. host microseconds per matrix product: ``cupy.dot`` against the direct cuBLAS call.
 Everything measured is written to the JSON file, also when a part fails.
 """
 
@@ -104,18 +106,68 @@ def lm_step_rate(
                            on_unused_input="ignore")  # fmt: skip
         prof(x, y, mask, np.float32(cfg.learning_rate))
         ops_per_step = sum(prof.profile.calls)
+        # the host's time in ops per step: on a GPU the ops only enqueue work, so a share of
+        # the step near 1 means the GPU waits for the host (launch-bound)
+        before = sum(prof.profile.times)
+        for _ in range(5):
+            prof(x, y, mask, np.float32(cfg.learning_rate))
+        host_s = (sum(prof.profile.times) - before) / 5
     result = {
         "step_ms": dt * 1e3,
         "tokens_per_s": batch * steps / dt,
         "compile_s": compile_s,
         "ops_per_step": ops_per_step,
+        "host_ms_in_ops": host_s * 1e3,
+        "host_share": host_s / dt,
     }
     if emulation is not None:  # what one step launches, copies and waits for
         emulation.reset_stats()
         model.train_step(x, y, mask)
-        keys = ("launches", "kernels", "to_device", "syncs")
+        keys = ("launches", "cublas", "kernels", "to_device", "syncs")
         result["per_step"] = {k: emulation.STATS[k] for k in keys}
     return result
+
+
+def product_overheads(reps: int = 300, rounds: int = 5) -> dict:
+    """Host microseconds per matrix product, ``cupy.dot`` against the backend's direct cuBLAS
+    call, at the sizes of a loop step (the GPU keeps up with neither at batch 1: what the host
+    spends per call is what a step costs). Both write into one result; they must agree."""
+    import cupy
+
+    from symgraph.backends.cupy import get_backend
+
+    gemm = get_backend(required=True).gemm
+    if gemm is None:
+        return {"error": "the backend has no direct cuBLAS path (see its stderr line)"}
+    out = {}
+    rng = np.random.default_rng(0)
+    for name, (n, k, m) in {
+        "batch64_h512_gru": (64, 512, 1536),
+        "batch1_h128_gru": (1, 128, 384),
+    }.items():
+        a = cupy.asarray(rng.standard_normal((n, k)).astype(np.float32))
+        w = cupy.asarray(rng.standard_normal((m, k)).astype(np.float32)).T  # a hoisted transpose
+        c = cupy.empty((n, m), np.float32)
+        calls = {
+            "cupy_dot": lambda a=a, w=w, c=c: cupy.dot(a, w, out=c),
+            "cublas_direct": lambda a=a, w=w, c=c: gemm(c, 1.0, a, w, 0.0),
+        }
+        row = {}
+        for how, call in calls.items():
+            host = []
+            for _ in range(rounds):  # few enough calls per round that the launch queue never fills
+                cupy.cuda.Device().synchronize()
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    call()
+                host.append((time.perf_counter() - t0) / reps)
+                cupy.cuda.Device().synchronize()
+            row[f"{how}_host_us"] = round(min(host) * 1e6, 2)
+            row[f"{how}_result"] = cupy.asnumpy(c)
+        row["agree"] = bool(np.allclose(row.pop("cupy_dot_result"), row.pop("cublas_direct_result"),
+                                        rtol=1e-4, atol=1e-4))  # fmt: skip
+        out[name] = row
+    return out
 
 
 def torch_rates(cell: str, batch: int, steps: int, hidden: int, vocab: int) -> dict:
@@ -231,6 +283,13 @@ def run_on_device(args, results: dict, save, emulation) -> int:
     )
     results["cupy"] = cupy.__version__
     print("device:", results["device"], "cupy", cupy.__version__, flush=True)
+    save()
+    try:  # emulated: a few calls, which check the code, not the times
+        sizes = {} if emulation is None else {"reps": 2, "rounds": 1}
+        results["products"] = product_overheads(**sizes)
+        print("products:", results["products"], flush=True)
+    except Exception:
+        results["products_error"] = traceback.format_exc()[-2000:]
     save()
     if not args.skip_tests and emulation is None:
         run_tests(results, args.test_timeout)

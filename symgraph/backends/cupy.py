@@ -54,6 +54,9 @@ class CupyBackend:
         self._cupyx = cupyx
         self._kernels: dict[str, Any] = {}
         self._blocks: int | None = None
+        # c = alpha * a @ b + beta * c as one cuBLAS call (None: products use cupy.dot); made
+        # and checked here, before any function runs
+        self.gemm: CublasGemm | None = CublasGemm.checked(cupy)
 
     def to_device(self, a: Any) -> Any:
         return self.xp.asarray(a)
@@ -64,6 +67,12 @@ class CupyBackend:
 
     def scatter_add(self, out: Any, idx: Any, values: Any) -> None:
         self._cupyx.scatter_add(out, idx, values)
+
+    # -- matrix products: one cuBLAS call each ---------------------------------------------
+
+    def gemm_into(self, out: Any, alpha: Any, x: Any, y: Any) -> bool:
+        """``out += alpha * x @ y`` (the ``Gemm`` op: an SGD step of a weight) as one call."""
+        return self.gemm is not None and self.gemm(out, alpha, x, y, 1.0)
 
     # -- generated elementwise kernels ------------------------------------------------------
 
@@ -262,6 +271,131 @@ def _by_value(dtype: str) -> Callable[[Any], Any]:
 def _element_strides(x: Any) -> tuple[int, ...]:
     itemsize = x.dtype.itemsize
     return tuple(s // itemsize for s in x.strides)
+
+
+# cuBLAS's operation codes (cublasOperation_t)
+_OP_N, _OP_T = 0, 1
+_INT_MAX = 2**31 - 1
+
+
+class CublasGemm:
+    """Products through cuBLAS's ``sgemm``/``dgemm`` directly.
+
+    ``cupy.dot`` checks, reshapes, views and converts its operands in several layers before it
+    reaches cuBLAS; a loop step calls a product or two per time step, so a GPU that is waiting
+    for the host waits for those layers. This class reads the operands' layouts (pointer,
+    strides) and calls the routine itself. cuBLAS is column-major: a row-major ``c = a @ b`` is
+    the column-major ``c.T = b.T @ a.T``, and each operand is handed over as whichever of
+    itself and its transpose cuBLAS can read in place, so nothing is copied.
+    """
+
+    def __init__(self, xp: Any) -> None:
+        self.handle = xp.cuda.device.get_cublas_handle
+        cublas = xp.cuda.cublas  # loads libcublas: an ImportError when it is not installed
+        self.routines = {np.dtype("float32"): cublas.sgemm, np.dtype("float64"): cublas.dgemm}
+        # alpha and beta are read from host memory during the call (cuBLAS's host pointer mode)
+        self.constants = {(dt, v): np.array(v, dt) for dt in self.routines for v in (0.0, 1.0)}
+
+    @classmethod
+    def checked(cls, xp: Any) -> CublasGemm | None:
+        """One, after a small product through it agreed with ``cupy.dot`` (transposed operands
+        and an accumulating beta included); None, with one line on stderr, if it did not."""
+        try:
+            gemm = cls(xp)
+            rng = np.random.default_rng(0)
+            a = xp.asarray(rng.standard_normal((3, 5)).astype("float32"))
+            b = xp.asarray(rng.standard_normal((4, 5)).astype("float32")).T  # F-ordered
+            c = xp.asarray(rng.standard_normal((3, 4)).astype("float32"))
+            want = 2 * xp.dot(a, b) + c
+            if not gemm(c, 2.0, a, b, 1.0):
+                raise RuntimeError("it declined a C-ordered and a transposed operand")
+            if not np.allclose(c.get(), want.get(), rtol=1e-4, atol=1e-5):
+                raise RuntimeError("its result differs from cupy.dot's")
+            return gemm
+        except Exception as e:
+            why = f"{type(e).__name__}: {e}"
+            print(f"symgraph: matrix products go through cupy.dot ({why})", file=sys.stderr)
+            return None
+
+    def __call__(self, c: Any, alpha: float, a: Any, b: Any, beta: float) -> bool:
+        dtype = c.dtype
+        routine = self.routines.get(dtype)
+        if routine is None or a.dtype != dtype or b.dtype != dtype or a.ndim > 2 or b.ndim > 2:
+            return False
+        if c.ndim != a.ndim + b.ndim - 2 or c.ndim == 0:
+            return False
+        # vectors as matrices, as dot reads them: a as one row, b as one column
+        sa, sb, sc = _matrix(a, row=True), _matrix(b, row=False), _matrix(c, row=a.ndim == 1)
+        if sa is None or sb is None or sc is None:
+            return False
+        (n, k), (k2, m) = sa[0], sb[0]
+        if k != k2 or sc[0] != (n, m) or 0 in (n, m, k) or max(n, m, k) > _INT_MAX:
+            return False
+        # c.T (m x n), column-major with leading dimension ldc: c's rows must be contiguous
+        ldc = _leading(sc, transposed=False)
+        op_b, ldb = _operand(sb)
+        op_a, lda = _operand(sa)
+        if ldc is None or op_b is None or op_a is None or _overlaps(c, a) or _overlaps(c, b):
+            return False
+        one = self.constants.get((dtype, float(alpha)))
+        al = one if one is not None else np.array(alpha, dtype)
+        be = self.constants.get((dtype, float(beta)))
+        be = be if be is not None else np.array(beta, dtype)
+        routine(self.handle(), op_b, op_a, m, n, k, al.ctypes.data, b.data.ptr, ldb,
+                a.data.ptr, lda, be.ctypes.data, c.data.ptr, ldc)  # fmt: skip
+        return True
+
+
+def _matrix(x: Any, row: bool) -> tuple | None:
+    """(shape, strides in elements) of ``x`` as a matrix; a vector as one row or one column.
+    The stride of a length-1 axis is never read, so it is left out (None). None: misaligned."""
+    size = x.dtype.itemsize
+    if any(s % size for s in x.strides):
+        return None
+    st = tuple(s // size for s in x.strides)
+    shape, strides = (x.shape, st) if x.ndim == 2 else (
+        ((1, x.shape[0]), (None, st[0])) if row else ((x.shape[0], 1), (st[0], None))
+    )  # fmt: skip
+    return shape, tuple(None if n == 1 else s for n, s in zip(shape, strides))
+
+
+def _leading(mat: tuple, transposed: bool) -> int | None:
+    """The leading dimension under which cuBLAS reads the transpose of row-major ``mat``
+    (``transposed=False``: its rows are contiguous) or ``mat`` itself (``transposed=True``:
+    its columns are), or None when its strides do not allow that."""
+    (r, c), (s0, s1) = mat
+    if transposed:
+        r, c, s0, s1 = c, r, s1, s0
+    if s1 not in (None, 1):
+        return None
+    ld = max(c, 1) if s0 is None else s0
+    return ld if max(c, 1) <= ld <= _INT_MAX else None
+
+
+def _operand(mat: tuple) -> tuple[int | None, int | None]:
+    """(op, leading dimension) under which cuBLAS reads the transpose of ``mat``."""
+    ld = _leading(mat, transposed=False)
+    if ld is not None:
+        return _OP_N, ld  # row-major: its memory is its transpose, column-major
+    ld = _leading(mat, transposed=True)
+    if ld is not None:
+        return _OP_T, ld  # column-major: cuBLAS transposes it
+    return None, None
+
+
+def _overlaps(x: Any, y: Any) -> bool:
+    """Whether the memory spans of two arrays meet (a result must not overwrite an operand)."""
+    return _span(x)[0] < _span(y)[1] and _span(y)[0] < _span(x)[1]
+
+
+def _span(x: Any) -> tuple[int, int]:
+    lo = hi = x.data.ptr
+    for n, s in zip(x.shape, x.strides):
+        if s < 0:
+            lo += (n - 1) * s
+        else:
+            hi += (n - 1) * s
+    return lo, hi + x.dtype.itemsize
 
 
 _backend: CupyBackend | None = None

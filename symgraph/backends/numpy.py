@@ -40,8 +40,14 @@ class NumpyBackend:
 
     @staticmethod
     def gemm_into(out: np.ndarray, alpha: Any, x: np.ndarray, y: np.ndarray) -> bool:
-        """``out += alpha * x @ y`` in place with one BLAS call; False if it cannot (no SciPy,
-        operands it does not take), and the caller computes it with NumPy instead."""
+        """``out += alpha * x @ y`` in place with one BLAS call; False if it should not (no
+        SciPy, operands it does not take, a long inner axis), and the caller computes it with
+        NumPy instead."""
+        # A product with a short inner axis is bound by memory traffic, and accumulating in
+        # BLAS saves passes over ``out``; a long one is bound by arithmetic, where NumPy's
+        # own BLAS measured up to 10% faster than SciPy's here.
+        if x.shape[-1] >= _SHORT_INNER:
+            return False
         blas = _scipy_blas()
         return blas is not None and _blas_gemm_into(blas, out, alpha, x, y)
 
@@ -50,6 +56,9 @@ class NumpyBackend:
 
 
 BACKEND = NumpyBackend()
+
+# inner lengths below which ``gemm_into`` adds the product in by BLAS itself
+_SHORT_INNER = 128
 
 # below this many values np.add.at is as fast as the sort (and has no setup)
 _SORTED_SCATTER_MIN_SIZE = 4096

@@ -58,7 +58,7 @@ class Dot(Op):
         if backend.name == "cpu" and x.ndim == 2 and y.ndim == 2:
             return _cpu_matrix_product
         if backend.name != "cpu":
-            return _DeviceProduct(xp, node.outputs[0].dtype)
+            return _DeviceProduct(xp, node.outputs[0].dtype, getattr(backend, "gemm", None))
         return xp.dot
 
     def grad(self, inputs, output_grads):
@@ -103,25 +103,33 @@ def _rows_product(xp: Any) -> Any:
 
 
 class _DeviceProduct:
-    """``xp.dot`` on a device, writing into ``out=`` when the linker passes one (a row of a
-    loop's output buffer: the product a loop stores for its gradient is then not copied there
-    at every step). A target of another shape, dtype or layout is ignored."""
+    """A product on a device: one cuBLAS call through the backend's ``gemm`` where the
+    operands' layouts allow (``cupy.dot`` otherwise), written into ``out=`` when the linker
+    passes one (a row of a loop's output buffer: the product a loop stores for its gradient is
+    then not copied there at every step). A target of another shape, dtype or layout is
+    ignored."""
 
     takes_out = True
 
-    def __init__(self, xp: Any, dtype: str):
+    def __init__(self, xp: Any, dtype: str, gemm: Any = None):
         self.dot = xp.dot
+        self.empty = xp.empty
+        self.gemm = gemm
         self.dtype = np.dtype(dtype)
 
     def __call__(self, a: Any, b: Any, out: Any = None) -> Any:
-        if (
-            out is not None
-            and out.shape == a.shape[:-1] + b.shape[1:]
-            and out.dtype == self.dtype
-            and out.flags.c_contiguous
+        shape = a.shape[:-1] + b.shape[1:]
+        if out is not None and not (
+            out.shape == shape and out.dtype == self.dtype and out.flags.c_contiguous
         ):
+            out = None
+        if self.gemm is not None:
+            target = self.empty(shape, self.dtype) if out is None else out
+            if self.gemm(target, 1.0, a, b, 0.0):
+                return target  # ``out`` itself: the loop then knows the row holds the result
+        if out is not None:
             self.dot(a, b, out=out)
-            return out  # itself (the loop then knows the row holds the result already)
+            return out
         return self.dot(a, b)
 
 

@@ -13,9 +13,6 @@ from typing import Any
 from ..graph import Apply, Op, TensorType
 from .basic import as_tensor_variable
 
-# inner lengths below which the product is added in by BLAS itself (see ``make_impl``)
-_SHORT_INNER = 128
-
 
 class Gemm(Op):
     """``z + alpha * dot(x, y)`` for matrices ``z, x, y`` and a scalar ``alpha``."""
@@ -45,10 +42,7 @@ class Gemm(Op):
 
         def gemm(z, alpha, x, y):
             out = z if inplace else z.copy()
-            # A product with a short inner axis is bound by memory traffic, and accumulating in
-            # BLAS saves passes over ``out``; a long one is bound by arithmetic, where NumPy's
-            # own BLAS measured up to 10% faster than SciPy's here.
-            if fast is not None and x.shape[-1] < _SHORT_INNER and fast(out, alpha, x, y):
+            if fast is not None and fast(out, alpha, x, y):  # one BLAS call
                 return out
             if alpha != 1:  # scale the smaller operand, not the product
                 if x.size <= y.size:

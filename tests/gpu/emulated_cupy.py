@@ -42,10 +42,12 @@ try:  # CuPy imports without a GPU; its namespace tells which names really exist
 except ImportError:  # pragma: no cover - the test extra installs CuPy
     _real_cupy = _real_cupyx = _real_nvrtc = _REAL_GENERATOR = None
 
-STATS = {"to_device": 0, "to_host": 0, "syncs": 0, "launches": 0, "kernels": 0, "compiles": 0}
-# "launches": generated kernels (RawKernel); "kernels": every call that runs device work (those,
-# ufuncs, products, reductions, copies, gathers, scatters), an estimate of what a GPU launches
-# (views and allocations are free; CuPy may launch more than one kernel for some calls)
+STATS = {"to_device": 0, "to_host": 0, "syncs": 0, "launches": 0, "kernels": 0, "compiles": 0,
+         "cublas": 0}  # fmt: skip
+# "launches": generated kernels (RawKernel); "cublas": cuBLAS calls; "kernels": every call that
+# runs device work (those, ufuncs, products, reductions, copies, gathers, scatters), an estimate
+# of what a GPU launches (views and allocations are free; CuPy may launch more than one kernel
+# for some calls)
 _VIEWS = {
     "empty", "empty_like", "reshape", "transpose", "expand_dims", "squeeze", "broadcast_to",
     "swapaxes", "moveaxis", "view", "shape", "ndim", "size", "result_type", "get_array_module",
@@ -133,6 +135,12 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
     T = property(lambda self: _wrap(self._a.T))
     mT = property(lambda self: _wrap(self._a.mT))
     base = property(lambda self: None if self._a.base is None else _wrap(self._a.base))
+
+    @property
+    def data(self) -> Any:  # CuPy's MemoryPointer: the device address, for cuBLAS
+        import emulated_cuda
+
+        return emulated_cuda.DevicePointer(self._a)
 
     @property
     def __cuda_array_interface__(self) -> dict:  # how libraries recognise device arrays
@@ -445,6 +453,9 @@ def _build() -> dict[str, types.ModuleType]:
     cuda.runtime = emulated_cuda.Runtime()
     cuda.nvrtc = _real_nvrtc if _real_nvrtc is not None else emulated_cuda.NvrtcVersion()
     cuda.CUDARuntimeError = emulated_cuda.CUDARuntimeError
+    cuda.cublas = emulated_cuda.Cublas()
+    cuda.device = types.ModuleType("cupy.cuda.device")
+    cuda.device.get_cublas_handle = emulated_cuda.get_cublas_handle
     cupy.cuda = cuda
 
     cupyx = types.ModuleType("cupyx", "cupyx emulated on the CPU")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 
+import emulated_cupy
 import numpy as np
 import pytest
 from gpu_harness import CXX, host_library
@@ -196,10 +197,13 @@ def test_launcher_passes_non_finite_constants_as_arrays():
     assert compiled[-1].layouts == ("c", "s")  # inf is not a C literal: passed as an array
 
 
-def test_backend_builds_launchers_without_a_device_and_declines_float16():
+def test_backend_builds_launchers_without_a_device_and_declines_float16(capsys):
     if not _cupy_importable():
         pytest.skip("CuPy is not installed here")
-    be = cupy_backend.CupyBackend()  # constructing it touches no device
+    be = cupy_backend.CupyBackend()  # its only device work is a check of cuBLAS
+    if not emulated_cupy.installed():  # the real CuPy without a device: the check fails
+        assert be.gemm is None
+        assert "matrix products go through cupy.dot" in capsys.readouterr().err
     x = T.vector("x")
     assert isinstance(be.make_elemwise_kernel((x * 2).owner), cupy_backend.ElementwiseLauncher)
     h = T.tensor("float16", (None,), name="h")

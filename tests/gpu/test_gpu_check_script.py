@@ -38,7 +38,11 @@ def test_emulated_rehearsal_runs_the_device_path_of_every_part(tmp_path):
         assert r["tokens_per_s"] > 0 and r["ops_per_step"] > 10
         # a step copies x, y and the mask in, waits only to return the loss and the word count
         assert r["per_step"]["to_device"] == 3 and r["per_step"]["syncs"] == 2, r
-        assert r["per_step"]["launches"] > 0
+        assert r["per_step"]["launches"] > 0 and r["per_step"]["cublas"] > 0
+        assert r["host_ms_in_ops"] > 0 and r["host_share"] > 0
+    for size in ("batch64_h512_gru", "batch1_h128_gru"):  # product overheads, both ways
+        p = results["products"][size]
+        assert p["agree"] is True and p["cupy_dot_host_us"] > 0 and p["cublas_direct_host_us"] > 0
     import emulated_cupy
 
     assert emulated_cupy.installed() == (os.environ.get("SYMGRAPH_TEST_DEVICE") == "emulated-cuda")
