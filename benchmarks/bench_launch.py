@@ -8,6 +8,10 @@ shapes and strides, plan lookup, output allocation, argument tuple). Beside it, 
 process and interleaved, the least any launcher must do: allocate the output and call the
 kernel with a prepared argument tuple. Prints microseconds per call and the ratio.
 
+The same for a matrix product: the backend's direct cuBLAS call (``CublasGemm``, reached through
+the ``Dot`` op's device implementation) with a stub in the place of ``sgemm``, against
+allocating the result and calling the stub with prepared arguments.
+
     python benchmarks/bench_launch.py [--quick]
 """
 
@@ -20,7 +24,7 @@ import time
 import numpy as np
 
 import symgraph.tensor as T
-from symgraph.backends.cupy import ElementwiseLauncher
+from symgraph.backends.cupy import CublasGemm, ElementwiseLauncher
 from symgraph.ops.elemwise import Elemwise
 from symgraph.rewrite import optimize
 
@@ -71,6 +75,66 @@ def floor_for(node, values):
     return launch
 
 
+class _Pointer:
+    __slots__ = ("ptr",)
+
+    def __init__(self, ptr: int):
+        self.ptr = ptr
+
+
+class _DeviceArray:
+    """What a CuPy array offers the product: plain attributes (CuPy's are C-level ones)."""
+
+    __slots__ = ("shape", "strides", "dtype", "ndim", "data", "host")
+
+    def __init__(self, host: np.ndarray):
+        self.host = host
+        self.shape, self.strides, self.dtype, self.ndim = (
+            host.shape, host.strides, host.dtype, host.ndim
+        )  # fmt: skip
+        self.data = _Pointer(host.ctypes.data)
+
+    @property
+    def T(self):  # noqa: N802 - NumPy's name
+        return _DeviceArray(self.host.T)
+
+
+class _DeviceXp:
+    """The two names a device product needs from CuPy."""
+
+    @staticmethod
+    def empty(shape, dtype):
+        return _DeviceArray(np.empty(shape, dtype))
+
+    dot = None  # never reached: the direct call takes these layouts
+
+
+def product_case(n: int = 64, k: int = 512, m: int = 1536):
+    """A loop step's product (activations times a transposed weight) through ``Dot``'s device
+    implementation and the direct cuBLAS call with a stub routine; and the floor."""
+    from symgraph.ops.blas import _DeviceProduct
+
+    gemm = CublasGemm.__new__(CublasGemm)  # its state, without a device
+    stub = lambda *args: None  # noqa: E731
+    gemm.handle = lambda: 1
+    gemm.routines = {np.dtype("float32"): stub}
+    gemm.constants = {(np.dtype("float32"), v): np.array(v, "float32") for v in (0.0, 1.0)}
+    gemm.plans = {}
+    product = _DeviceProduct(_DeviceXp, "float32", gemm)
+    a = _DeviceArray(np.ones((n, k), "float32"))
+    w = _DeviceArray(np.ones((m, k), "float32")).T
+    one, zero = gemm.constants.values()
+    args = (0, 1, m, n, k, one.ctypes.data, w.data.ptr, k, a.data.ptr, k, zero.ctypes.data)
+
+    def floor():
+        c = _DeviceXp.empty((n, m), "float32")
+        stub(gemm.handle(), *args, c.data.ptr, m)
+        return c
+
+    product(a, w)  # plans the layout
+    return (lambda: product(a, w)), floor
+
+
 def _bound(entry, values):
     def call():
         return entry(*values)
@@ -102,6 +166,13 @@ def main(argv=None) -> int:
             least.append(per_call_us(floor, calls))
         a, b = statistics.median(ours), statistics.median(least)
         print(f"{len(node.inputs):>6} {len(node.outputs):>7} {a:>12.2f} {b:>9.2f} {a / b:>6.2f}")
+    ours_fn, floor_fn = product_case()
+    ours, least = [], []
+    for _ in range(rounds):
+        ours.append(per_call_us(ours_fn, calls))
+        least.append(per_call_us(floor_fn, calls))
+    a, b = statistics.median(ours), statistics.median(least)
+    print(f"{'matrix product (direct cuBLAS)':>14} {a:>12.2f} {b:>9.2f} {a / b:>6.2f}")
     return 0
 
 

@@ -295,6 +295,7 @@ class CublasGemm:
         self.routines = {np.dtype("float32"): cublas.sgemm, np.dtype("float64"): cublas.dgemm}
         # alpha and beta are read from host memory during the call (cuBLAS's host pointer mode)
         self.constants = {(dt, v): np.array(v, dt) for dt in self.routines for v in (0.0, 1.0)}
+        self.plans: dict[tuple, tuple | bool] = {}  # per layout of the operands and result
 
     @classmethod
     def checked(cls, xp: Any) -> CublasGemm | None:
@@ -317,7 +318,37 @@ class CublasGemm:
             print(f"symgraph: matrix products go through cupy.dot ({why})", file=sys.stderr)
             return None
 
-    def __call__(self, c: Any, alpha: float, a: Any, b: Any, beta: float) -> bool:
+    def __call__(
+        self, c: Any, alpha: float, a: Any, b: Any, beta: float, fresh: bool = False
+    ) -> bool:
+        """``fresh``: ``c`` was just allocated, so it cannot overlap an operand."""
+        key = (a.shape, a.strides, b.shape, b.strides, c.shape, c.strides, a.dtype, b.dtype,
+               c.dtype)  # fmt: skip
+        plan = self.plans.get(key)
+        if plan is None:  # the layout arithmetic, once per layout
+            plan = self.plans[key] = self._plan(a, b, c)
+        if plan is False:
+            return False
+        routine, op_b, op_a, m, n, k, ldb, lda, ldc, constants, spans = plan
+        pa, pb, pc = a.data.ptr, b.data.ptr, c.data.ptr
+        if not fresh:  # the result must not overwrite an operand as it reads it
+            (a0, a1), (b0, b1), (c0, c1) = spans
+            if (pc + c0 < pa + a1 and pa + a0 < pc + c1) or (
+                pc + c0 < pb + b1 and pb + b0 < pc + c1
+            ):
+                return False
+        # alpha and beta: addresses of host values, read during the call
+        alpha, beta = float(alpha), float(beta)  # a 0-d host array is no dictionary key
+        al, be = constants.get(alpha), constants.get(beta)
+        if al is None or be is None:
+            values = np.array([alpha, beta], c.dtype)  # a local: alive until the call returns
+            al, be = values.ctypes.data, values.ctypes.data + values.itemsize
+        routine(self.handle(), op_b, op_a, m, n, k, al, pb, ldb, pa, lda, be, pc, ldc)
+        return True
+
+    def _plan(self, a: Any, b: Any, c: Any) -> tuple | bool:
+        """(routine, cuBLAS's arguments but the pointers, the constants' addresses) for these
+        layouts; False when cuBLAS cannot read one of them in place."""
         dtype = c.dtype
         routine = self.routines.get(dtype)
         if routine is None or a.dtype != dtype or b.dtype != dtype or a.ndim > 2 or b.ndim > 2:
@@ -335,15 +366,11 @@ class CublasGemm:
         ldc = _leading(sc, transposed=False)
         op_b, ldb = _operand(sb)
         op_a, lda = _operand(sa)
-        if ldc is None or op_b is None or op_a is None or _overlaps(c, a) or _overlaps(c, b):
+        if ldc is None or op_b is None or op_a is None:
             return False
-        one = self.constants.get((dtype, float(alpha)))
-        al = one if one is not None else np.array(alpha, dtype)
-        be = self.constants.get((dtype, float(beta)))
-        be = be if be is not None else np.array(beta, dtype)
-        routine(self.handle(), op_b, op_a, m, n, k, al.ctypes.data, b.data.ptr, ldb,
-                a.data.ptr, lda, be.ctypes.data, c.data.ptr, ldc)  # fmt: skip
-        return True
+        constants = {v: self.constants[dtype, v].ctypes.data for v in (0.0, 1.0)}
+        spans = (_span(a), _span(b), _span(c))
+        return routine, op_b, op_a, m, n, k, ldb, lda, ldc, constants, spans
 
 
 def _matrix(x: Any, row: bool) -> tuple | None:
@@ -383,13 +410,9 @@ def _operand(mat: tuple) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _overlaps(x: Any, y: Any) -> bool:
-    """Whether the memory spans of two arrays meet (a result must not overwrite an operand)."""
-    return _span(x)[0] < _span(y)[1] and _span(y)[0] < _span(x)[1]
-
-
 def _span(x: Any) -> tuple[int, int]:
-    lo = hi = x.data.ptr
+    """The bytes ``x`` reaches, relative to its first element's address: [start, end)."""
+    lo = hi = 0
     for n, s in zip(x.shape, x.strides):
         if s < 0:
             lo += (n - 1) * s

@@ -80,7 +80,8 @@ def link(
 
     lines: list[str] = []
     line_to_node: dict[int, Apply] = {}
-    params = [f"i{k}" for k in range(len(inputs))] + (["__targets=None"] if output_targets else [])
+    params = [f"i{k}" for k in range(len(inputs))]
+    params += ["__targets=None", "__joints=None"] if output_targets else []
     header = [f"def {name}({', '.join(params)}):"]
     # an output written into the caller's array: node id -> per node output, the position in
     # the outputs (or None)
@@ -139,6 +140,7 @@ def link(
     for k in kept:
         impls[k] = nodes[k].op.make_impl(nodes[k], backend_of(k), keep_buffer=True)
     env["__ndarray"] = np.ndarray
+    joins = _joins_of_outputs(nodes, impls, target_of, inplace) if output_targets else {}
     for k, node in enumerate(nodes):
         fname = f"f{k}"
         env[fname] = getattr(impls[k], "entry", impls[k])  # a launcher's generated entry
@@ -162,7 +164,15 @@ def link(
         static = _static_inplace(node, impls[k], inplace.get(k))
         if static is not None:
             env[fname] = static[0]
-        if k in inplace:
+        if k in joins:  # the loop's buffer row already holds the blocks: no copy
+            q, positions = joins[k]
+            same = " and ".join(
+                f"{a} is __targets[{p}]" for a, p in zip(arg_names, positions, strict=True)
+            )
+            lines.append(
+                f"        {outs} = __joints[{q}] if __joints and {same} else {fname}({args})"
+            )
+        elif k in inplace:
             arg_list = arg_names
             known = static[1] if static is not None else None
             line = inplace_line(outs, fname, arg_list, inplace[k], node, shapes_allow=known)
@@ -212,7 +222,46 @@ def link(
     exec(code, env)
     program.fn = env[name]
     program.fn.written_outputs = frozenset(written)  # read by a loop (scan/loop.py)
+    program.fn.joined_outputs = tuple(positions for _, positions in sorted(joins.values()))
     return program
+
+
+def _joins_of_outputs(
+    nodes: Sequence[Apply],
+    impls: Sequence[Any],
+    target_of: dict[int, list[int | None]],
+    inplace: dict[int, int],
+) -> dict[int, tuple[int, tuple[int, ...]]]:
+    """The nodes that concatenate rows of outputs written into the caller's arrays:
+    node index -> (join number, the outputs' positions in order).
+
+    A loop that stores such outputs (a backward step's gate gradients, which it also stacks
+    for one product) can give them one buffer, whose row at each step is their blocks side by
+    side (``scan/loop.py``). The kernels then write the blocks, and the join reads the row as
+    it is: ``joined_outputs`` tells the loop which positions, and the call passes that row in
+    ``__joints``. Without it, or when a kernel wrote elsewhere, the join concatenates."""
+    index = {id(n): k for k, n in enumerate(nodes)}
+    # a row of the loop's buffer must not be overwritten by an op reusing its input
+    overwritten = {id(nodes[m].inputs[pos]) for m, pos in inplace.items()}
+    joins: dict[int, tuple[int, tuple[int, ...]]] = {}
+    used: set[int] = set()
+    for k, node in enumerate(nodes):
+        if not getattr(node.op, "joins_rows", False) or len(node.inputs) < 2:
+            continue
+        if id(node.outputs[0]) in overwritten:
+            continue
+        positions = []
+        for v in node.inputs:
+            slots = target_of.get(id(v.owner)) if v.owner is not None else None
+            p = slots[v.owner.outputs.index(v)] if slots else None
+            if p is None or not getattr(impls[index[id(v.owner)]], "takes_out", False):
+                break
+            positions.append(p)
+        else:
+            if len(set(positions)) == len(positions) and not used & set(positions):
+                used.update(positions)
+                joins[k] = (len(joins), tuple(positions))
+    return joins
 
 
 def _device_read(node: Apply, pos: int, name: str, env: dict, backend: Any) -> str:

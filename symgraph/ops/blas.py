@@ -124,9 +124,12 @@ class _DeviceProduct:
         ):
             out = None
         if self.gemm is not None:
-            target = self.empty(shape, self.dtype) if out is None else out
-            if self.gemm(target, 1.0, a, b, 0.0):
-                return target  # ``out`` itself: the loop then knows the row holds the result
+            if out is None:
+                fresh = self.empty(shape, self.dtype)
+                if self.gemm(fresh, 1.0, a, b, 0.0, True):
+                    return fresh
+            elif self.gemm(out, 1.0, a, b, 0.0):
+                return out  # itself: the loop then knows the row holds the result
         if out is not None:
             self.dot(a, b, out=out)
             return out

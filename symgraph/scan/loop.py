@@ -110,8 +110,16 @@ def build_loop(op: Scan, node: Apply, backend: Any):
     share_stored = on_device = backend.name != "cpu"
     stored_seqs: list[int] = []
     targets = ["None"] * len(op.outs)
+    seq_positions = tuple(j for j, spec in enumerate(op.outs) if spec.kind == "seq")
     if on_device:
         first.append("__written = inner.written_outputs")
+        # outputs the step also joins for one product share one buffer (``plan_joints``)
+        rs = "".join(f"r{j}, " for j in range(len(op.outs)))
+        first.append(f"__jv, __jrows = __plan_joints(inner, n, ({rs}), {seq_positions}, __written)")
+
+    def alloc(j: int, dt: str) -> str:
+        fresh = f"__empty((n,) + __shape(r{j}), dtype={dt!r})"
+        return f"o{j} = __jv[{j}] if {j} in __jv else {fresh}" if on_device else f"o{j} = {fresh}"
 
     def store(j: int, row: str, own: str = "") -> None:
         if on_device:
@@ -137,16 +145,16 @@ def build_loop(op: Scan, node: Apply, backend: Any):
                 first.append(w)
                 body.append(w)
         elif spec.kind == "seq" and share_stored and stored_seqs:
-            alloc = f"o{j} = __empty((n,) + __shape(r{j}), dtype={dt!r}); o{j}[0] = r{j}"
+            alloc_j = f"{alloc(j, dt)}; o{j}[0] = r{j}"
             same = " or ".join(f"r{j} is r{i}" for i in stored_seqs)
             shared = " else ".join(f"o{i} if r{j} is r{i}" for i in stored_seqs) + " else None"
             first.append(f"own{j} = not ({same})")
-            first.append(f"if own{j}: {alloc}")
+            first.append(f"if own{j}: {alloc_j}")
             first.append(f"else: o{j} = {shared}")
             store(j, f"o{j}[t]", own=f"own{j}")
             stored_seqs.append(j)
         elif spec.kind == "seq":
-            first.append(f"o{j} = __empty((n,) + __shape(r{j}), dtype={dt!r})")
+            first.append(alloc(j, dt))
             first.append(f"o{j}[0] = r{j}")
             store(j, f"o{j}[t]")
             stored_seqs.append(j)
@@ -162,7 +170,8 @@ def build_loop(op: Scan, node: Apply, backend: Any):
     emit("        for t in range(1, n):")
     if any(tg != "None" for tg in targets):
         emit(f"            __tg = ({', '.join(targets)},)")
-        emit(f"            {call[:-1]}, __targets=__tg)")
+        joints = "[b[t] for b in __jrows] if __jrows else None"
+        emit(f"            {call[:-1]}, __targets=__tg, __joints={joints})")
     else:
         emit(f"            {call}")
     for line in body:
@@ -262,12 +271,46 @@ def build_loop(op: Scan, node: Apply, backend: Any):
         "__bad_state": bad_state,
         "__empty_seq": empty_seq,
         "__zeros_sum": zeros_sum,
+        "__plan_joints": lambda *args: plan_joints(xp, *args),
     }
     code = compile(source, f"<symgraph scan {op.name}>", "exec")
     exec(code, env)
     fn = env["scan_loop"]
     fn.source = source
     return fn
+
+
+def plan_joints(
+    xp: Any, inner: Any, n: int, rs: tuple, seq_positions: tuple[int, ...], written: Any
+) -> tuple[dict[int, Any], tuple[Any, ...]]:
+    """One buffer for the stored outputs that the step also joins (``joined_outputs`` of its
+    program: a backward step's gate gradients, stacked for one product): ``({position: view
+    of the buffer}, (buffer, ...))``, the views to store each output in. The row of the buffer
+    at each step is then the outputs' blocks side by side, which the step's kernels write and
+    its join reads as it is: one copy less per step. ``({}, ())`` when any join does not suit
+    (a broadcast block, an output stored elsewhere or not written by a kernel)."""
+    joined = getattr(inner, "joined_outputs", ())
+    views: dict[int, Any] = {}
+    buffers = []
+    for positions in joined:
+        parts = [rs[p] for p in positions]
+        head = parts[0]
+        own = all(  # stored in a buffer of its own (not the same value as an earlier output)
+            p in seq_positions and p in written and p not in views
+            and not any(rs[i] is rs[p] for i in seq_positions if i < p)
+            for p in positions
+        )  # fmt: skip
+        if not own or any(
+            x.ndim == 0 or x.dtype != head.dtype or x.shape[1:] != head.shape[1:] for x in parts
+        ):
+            return {}, ()
+        buffer = xp.empty((n, sum(x.shape[0] for x in parts), *head.shape[1:]), dtype=head.dtype)
+        start = 0
+        for p, x in zip(positions, parts):
+            views[p] = buffer[:, start : start + x.shape[0]]
+            start += x.shape[0]
+        buffers.append(buffer)
+    return views, tuple(buffers)
 
 
 def _copy(x: Any) -> Any:

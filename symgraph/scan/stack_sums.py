@@ -5,14 +5,18 @@ is ``A_1 . d_1 + A_2 . d_2 + ... (+ other terms)``, where the ``A_k`` are the tr
 weights (loop invariants) and the ``d_k`` the gates' gradients at this step. That sum is one
 product of the weights side by side and the gradients stacked:
 ``[A_1 A_2 ...] . [d_1; d_2; ...]``. The weights are put side by side once per call, before the
-loop; each step then runs one wider product and one concatenation instead of one product per
-gate (an LSTM's backward step: 2 calls instead of 4). On a GPU every op left in a loop is a
+loop; each step then runs one wider product instead of one product per gate (an LSTM's
+backward step: 1 call instead of 4, a GRU's 1 instead of 2). On a GPU every op left in a loop is a
 launch per time step; on the CPU this was not measured to pay, so the pipeline applies it for
 devices only, after gradients are built (``optimize(..., device=)``).
 
-Three or more products are stacked (two would trade two products for a product and a copy).
-The operands are joined by ``BroadcastJoin``, which broadcasts the other axis first, so the
-stacked product equals the sum also where the original sum broadcast a one-row product.
+Two or more products are stacked. The operands are joined by ``BroadcastJoin``, which
+broadcasts the other axis first, so the stacked product equals the sum also where the original
+sum broadcast a one-row product. The join is a copy per step, unless the loop stores the
+operands anyway (a backward step's gate gradients, which the weights' gradients read): it then
+stores them in one buffer whose row is the joined operand (``plan_joints`` in ``loop.py``), the
+kernels write its blocks and the join reads the row. Where it cannot, two products become a
+product and a copy: as many calls as before.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ..ops.elemwise import Elemwise
 from .op import Scan
 from .parts import ScanParts, fresh
 
-MIN_PRODUCTS = 3
+MIN_PRODUCTS = 2
 
 
 class BroadcastJoin(Op):
@@ -40,6 +44,12 @@ class BroadcastJoin(Op):
 
     def __init__(self, axis: int):
         self.axis = axis
+
+    @property
+    def joins_rows(self) -> bool:
+        """Whether it concatenates along the first axis: its inputs, when of one shape past
+        that axis, can be written straight into the blocks of its result (see the linker)."""
+        return self.axis == 0
 
     def make_node(self, *tensors: Any) -> Apply:
         ts = [as_tensor_variable(t) for t in tensors]

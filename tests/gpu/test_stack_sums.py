@@ -1,6 +1,7 @@
 """Stacking a loop's sum of products with invariant left operands
 (``symgraph/scan/stack_sums.py``): one wider product per step, the same values (broadcast terms
-included), and only where three or more products are summed and read nowhere else."""
+included), and only where two or more products are summed and read nowhere else; and on a device,
+the stacked operands that the loop also stores share one buffer, so the join copies nothing."""
 
 from __future__ import annotations
 
@@ -88,11 +89,19 @@ def test_a_one_row_product_broadcasts_as_it_did_in_the_sum(on_the_cpu):
     np.testing.assert_allclose(sg.function([xs], replaced, device="cpu")(xv), want, rtol=1e-12)
 
 
-def test_two_products_or_a_product_read_elsewhere_are_left_alone(on_the_cpu):
-    _, two = summed_loop(heights=(4, 4))
-    assert rewritten(two)[0] is None
-    _, read = summed_loop(extra_reader=True)  # only two of the three can go: not worth it
+def test_two_products_are_stacked_and_a_product_read_elsewhere_is_left_alone(on_the_cpu):
+    xs, two = summed_loop(heights=(4, 4))
+    replaced, new_node = rewritten(two)
+    assert len(inner_ops(new_node, Dot)) == 1
+    want, xv = _values(xs, two)
+    np.testing.assert_allclose(sg.function([xs], replaced, device="cpu")(xv), want, rtol=1e-12)
+    _, read = summed_loop(heights=(4, 4), extra_reader=True)  # one product left: nothing to do
     assert rewritten(read)[0] is None
+    xs, read = summed_loop(extra_reader=True)  # the other two are stacked
+    replaced, new_node = rewritten(read)
+    assert len(inner_ops(new_node, Dot)) == 2
+    want, xv = _values(xs, read)
+    np.testing.assert_allclose(sg.function([xs], replaced, device="cpu")(xv), want, rtol=1e-12)
 
 
 def test_broadcast_join_broadcasts_the_other_axis_and_refuses_a_mismatch():
@@ -122,3 +131,71 @@ def test_on_a_device_the_loop_runs_the_stacked_product(device):
         values[dev] = f(xv)
     for got, want in zip(values["cuda"], values["cpu"]):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_on_a_device_stored_operands_are_written_into_the_joined_row(device):
+    # the operands of the stacked product are also outputs of the loop (a backward step's gate
+    # gradients, which the weights' gradients read): the loop stores them in one buffer whose
+    # row is the joined operand, so per step only kernels and products run, no copy
+    import emulated_cupy
+
+    weights = [rng.normal(size=(4, 4)) * 0.5 for _ in range(2)]
+    slope = {}
+    for dev in ("cpu", "cuda"):
+        with sg.config.change_flags(device=dev):
+            ws = [sg.shared(w, name=f"W{k}") for k, w in enumerate(weights)]
+            xs = T.dmatrix("xs")
+
+            def step(x_t, h, ws=ws):
+                d = [T.tanh(h * (k + 1)) * x_t for k in range(2)]
+                return [T.tanh(ws[0].dot(d[0]) + ws[1].dot(d[1])), d[0], d[1]]
+
+            outs, _ = sg.scan(step, sequences=xs, outputs_info=[T.zeros(4, "float64"), None, None])
+            f = sg.function([xs], outs)
+        counts = {}
+        for n in (4, 8):
+            xv = rng.normal(size=(n, 4))
+            f(xv)
+            emulated_cupy.reset_stats()
+            f(xv)
+            counts[n] = dict(emulated_cupy.STATS)
+        slope[dev] = {k: (counts[8][k] - counts[4][k]) / 4 for k in counts[4]}
+        loops = [n for n in f.program.nodes if isinstance(n.op, Scan)]
+        assert bool([n for n in loops if inner_ops(n, BroadcastJoin)]) == (dev == "cuda")
+    per_step = slope["cuda"]  # two kernels for the operands, the product, the tanh
+    assert per_step["launches"] == 3 and per_step["cublas"] == 1, per_step
+    assert per_step["kernels"] == 4, per_step  # nothing else: the join copied nothing
+    xv = rng.normal(size=(6, 4))
+    for got, expect in zip(f(xv), _cpu_values(weights, xv)):  # f: the device's function
+        np.testing.assert_allclose(got, expect, rtol=1e-12)
+
+
+def _cpu_values(weights, xv):
+    h, hs, d0s, d1s = np.zeros(4), [], [], []
+    for x in xv:
+        d = [np.tanh(h * (k + 1)) * x for k in range(2)]
+        h = np.tanh(weights[0] @ d[0] + weights[1] @ d[1])
+        hs.append(h), d0s.append(d[0]), d1s.append(d[1])
+    return np.array(hs), np.array(d0s), np.array(d1s)
+
+
+def test_the_loop_shares_a_buffer_only_among_outputs_of_one_shape_past_the_joined_axis():
+    from symgraph.scan.loop import plan_joints
+
+    class Step:
+        joined_outputs = ((1, 2),)
+
+    a, b = np.ones((3, 2)), np.ones((4, 2))
+    views, buffers = plan_joints(np, Step, 5, (None, a, b), (1, 2), {1, 2})
+    (buffer,) = buffers
+    assert buffer.shape == (5, 7, 2)
+    assert np.shares_memory(views[1], buffer) and views[1].shape == (5, 3, 2)
+    assert views[2].shape == (5, 4, 2) and views[2][0, 0].ctypes.data == buffer[0, 3].ctypes.data
+    declined = {
+        "a broadcast block": (None, a, np.ones((4, 1))),
+        "the same value as an earlier output": (a, a, b),
+    }
+    for what, rs in declined.items():
+        assert plan_joints(np, Step, 5, rs, (0, 1, 2), {1, 2}) == ({}, ()), what
+    assert plan_joints(np, Step, 5, (None, a, b), (1, 2), {1}) == ({}, ())  # 2 not written
+    assert plan_joints(np, Step, 5, (None, a, b), (1,), {1, 2}) == ({}, ())  # 2 is a state
