@@ -119,7 +119,9 @@ def _blas_gemm_into(blas: Any, out: np.ndarray, alpha: Any, x: np.ndarray, y: np
     computed; each operand is handed over as whichever of itself and its transpose is
     Fortran-ordered, with the matching transpose flag, so nothing is copied.
     """
-    if out.dtype != x.dtype or out.dtype != y.dtype or out.shape != (x.shape[0], y.shape[1]):
+    if out.ndim != 2 or y.ndim != 2 or out.dtype != x.dtype or out.dtype != y.dtype:
+        return False
+    if out.shape != (x.shape[0], y.shape[1]):
         return False
     routine = {"float32": "sgemm", "float64": "dgemm"}.get(out.dtype.name)
     if routine is None or 0 in out.shape or x.shape[1] == 0:

@@ -15,7 +15,8 @@ from .basic import as_tensor_variable
 
 
 class Gemm(Op):
-    """``z + alpha * dot(x, y)`` for matrices ``z, x, y`` and a scalar ``alpha``."""
+    """``z + alpha * dot(x, y)`` for a matrix ``x``, matrices or vectors ``z`` and ``y`` (one
+    column: ``gemv``) and a scalar ``alpha``."""
 
     scalar_operands = True  # alpha stays a host number: no copy, no synchronising test
 
@@ -26,13 +27,16 @@ class Gemm(Op):
 
     def make_node(self, z: Any, alpha: Any, x: Any, y: Any) -> Apply:
         z, alpha, x, y = (as_tensor_variable(v) for v in (z, alpha, x, y))
-        if (z.ndim, alpha.ndim, x.ndim, y.ndim) != (2, 0, 2, 2):
-            raise TypeError(f"gemm takes (matrix, scalar, matrix, matrix), got {z, alpha, x, y}")
+        if (alpha.ndim, x.ndim) != (0, 2) or z.ndim != y.ndim or y.ndim not in (1, 2):
+            raise TypeError(
+                "gemm takes (matrix, scalar, matrix, matrix) or (vector, scalar, matrix, "
+                f"vector), got {z, alpha, x, y}"
+            )
         if len({z.dtype, alpha.dtype, x.dtype, y.dtype}) != 1:
             raise TypeError("gemm: all operands must have one dtype")
         shape = tuple(
             a if a is not None else b
-            for a, b in zip(z.type.shape, (x.type.shape[0], y.type.shape[1]))
+            for a, b in zip(z.type.shape, (x.type.shape[0], *y.type.shape[1:]))
         )
         return Apply(self, [z, alpha, x, y], [TensorType(z.dtype, shape)])
 
@@ -65,7 +69,7 @@ class Gemm(Op):
         return [
             T.sum_to_shape_of(gz, z),
             T.sum(gz * T.dot(x, y)),
-            alpha * T.dot(gz, y.T),
+            alpha * (T.outer(gz, y) if y.ndim == 1 else T.dot(gz, y.T)),
             alpha * T.dot(x.T, gz),
         ]
 

@@ -7,7 +7,8 @@ gradients that read ``dm`` (six per time step). On a GPU every kernel costs a la
 inputs from memory again. Here an elementwise producer joins the kernel of an elementwise consumer
 even when other nodes read it too: its value becomes one more result of the joined kernel (a
 multi-output ``Composite``), and the consumer reads it from a register. The GRU step above runs
-three kernels, an LSTM's backward step two instead of eleven.
+three kernels, an LSTM's backward step two instead of eleven. Siblings join too: the kernels that
+read one product's result become one kernel, which reads it once.
 
 Rules that keep every result exactly what it was:
 
@@ -49,6 +50,11 @@ def _rank_of(node: Apply) -> int | None:
     if len(ranks) != 1 or 0 in ranks or not codegen.renderable(node):
         return None
     return ranks.pop()
+
+
+def _one_known_shape(nodes: list[Apply]) -> bool:
+    shapes = {o.type.shape for n in nodes for o in n.outputs}
+    return len(shapes) == 1 and None not in next(iter(shapes))
 
 
 class _Groups:
@@ -131,6 +137,18 @@ def fuse_multi_output(outputs: Sequence[Variable]) -> list[Variable]:
             p = v.owner
             if p is not None and rank.get(id(p)) == rank[id(node)]:
                 groups.try_merge(p, node)
+    # siblings: the kernels that read one product's result (a GRU's backward step reads the
+    # candidate's gradient product in two) become one, which reads it once. Unrelated inputs
+    # need not broadcast together, so only where every result has one known shape (a loop
+    # step compiled for its shapes)
+    for node in nodes:
+        if id(node) in rank:
+            continue
+        for o in node.outputs:
+            readers = [r for r in groups.readers.get(id(o), ()) if id(r) in rank]
+            for r in readers[1:]:
+                if _one_known_shape(groups.members(readers[0]) + groups.members(r)):
+                    groups.try_merge(readers[0], r)
     units = _units(nodes, groups)
     if all(len(u) == 1 for u in units):
         return list(outputs)

@@ -16,7 +16,10 @@ sum broadcast a one-row product. The join is a copy per step, unless the loop st
 operands anyway (a backward step's gate gradients, which the weights' gradients read): it then
 stores them in one buffer whose row is the joined operand (``plan_joints`` in ``loop.py``), the
 kernels write its blocks and the join reads the row. Where it cannot, two products become a
-product and a copy: as many calls as before.
+product and a copy: as many calls as before. The stacked product is added onto the sum's other
+terms by ``gemm`` (cuBLAS with beta = 1, into their dying sum), so no kernel runs only to add
+them up, unless the loop stores the sum at every step (a kernel writes it into the loop's buffer
+there, where gemm's result would be copied).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from typing import Any
 
 from ..errors import ShapeError
 from ..graph import Apply, Op, TensorType, Variable, clone_replace, toposort
-from ..ops.basic import as_tensor_variable
+from ..ops.basic import as_tensor_variable, constant
 from ..ops.blas import Dot, dot
 from ..ops.elemwise import Elemwise
+from ..ops.gemm import gemm
 from .op import Scan
 from .parts import ScanParts, fresh
 
@@ -112,6 +116,29 @@ def _sum_terms(root: Apply, clients: dict[int, int]) -> list[Variable]:
     return terms
 
 
+def _accumulates(
+    rest: Variable,
+    others: list[Variable],
+    stacked: Variable,
+    out: Variable,
+    clients: dict[int, int],
+    stored: set[int],
+) -> bool:
+    """Whether the stacked product should be added onto ``rest`` (the sum's other terms) by
+    ``gemm``: matrices (or vectors) of one dtype; ``rest`` a value that dies there (so ``gemm``
+    writes into it, no copy, where the linker finds it a fresh array: a kernel's result, not a
+    view) and is not known to broadcast up to the sum's shape; and a sum the loop does not
+    store per step (a store would copy it, where a kernel would have written it in place)."""
+    return (
+        out.ndim == rest.ndim == stacked.ndim  # matrices, or vectors (one sentence: gemv)
+        and rest.dtype == out.dtype == stacked.dtype
+        and rest.owner is not None
+        and (len(others) > 1 or clients.get(id(rest)) == 1)
+        and not any(r == 1 and o != 1 for r, o in zip(rest.type.shape, out.type.shape))
+        and id(out) not in stored
+    )
+
+
 def stack_summed_products(node: Apply) -> list[Variable] | None:
     """The replacements for ``node``'s outputs, or None when no sum has enough products."""
     if not isinstance(node.op, Scan):
@@ -158,18 +185,28 @@ def stack_summed_products(node: Apply) -> list[Variable] | None:
         return None
     parts = ScanParts.of(node)
     outer_of = {id(i): o for o, i in parts.nonseqs}
+    stored = {  # values the loop stores at every step
+        id(o.inner) for o in parts.outs if o.spec.kind == "seq" or o.spec.store == "all"
+    }
     replace: dict[Variable, Variable] = {}
     for root, terms, products in sums:
         weights = [p.owner.inputs[0] for p in products]
         side_by_side = BroadcastJoin(1)(*[outer_of[id(w)] for w in weights])  # once per call
         ph = fresh(side_by_side, "hoisted(side-by-side weights)")
         parts.nonseqs.append((side_by_side, ph))
-        stacked = dot(ph, BroadcastJoin(0)(*[p.owner.inputs[1] for p in products]))
-        total = stacked
-        for t in terms:
-            if not any(t is p for p in products):
-                total = total + t
-        replace[root.outputs[0]] = total
+        stacked = BroadcastJoin(0)(*[p.owner.inputs[1] for p in products])
+        others = [t for t in terms if not any(t is p for p in products)]
+        rest = others[0] if others else None
+        for t in others[1:]:
+            rest = rest + t
+        out = root.outputs[0]
+        if rest is not None and _accumulates(rest, others, stacked, out, clients, stored):
+            # the product added onto the other terms by cuBLAS (beta = 1), in place: the
+            # kernel that would only add them up is not launched
+            total = gemm(rest, constant(1.0, dtype=out.dtype), ph, stacked)
+        else:
+            total = dot(ph, stacked) if rest is None else dot(ph, stacked) + rest
+        replace[out] = total
     inners = clone_replace([o.inner for o in parts.outs], replace)
     for o, v in zip(parts.outs, inners):
         o.inner = v

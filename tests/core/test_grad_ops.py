@@ -101,6 +101,8 @@ GRAD_CASES = {
         (lambda z, a, x, y: gemm(z, a, x, y), [u(3, 2), np.array(0.7), u(3, 4), u(4, 2)], {}),
         # z broadcast along its first axis
         (lambda z, a, x, y: gemm(z, a, x, y), [u(1, 2), np.array(-1.3), u(3, 4), u(4, 2)], {}),
+        # vectors: z + alpha * x . y (gemv)
+        (lambda z, a, x, y: gemm(z, a, x, y), [u(3), np.array(0.4), u(3, 4), u(4)], {}),
     ],
     "Shape": [(lambda x: x.sum() * T.cast(x.shape[0], "float64"), [u(3, 2)], {})],
     "DimShuffle": [

@@ -183,6 +183,44 @@ def test_no_kernel_runs_both_before_and_after_a_product_it_feeds():
     assert not groups.has_cycle([p.owner, exp])
 
 
+def test_kernels_that_read_one_products_result_are_one(device):
+    x, y = (T.tensor("float32", (4, 3), name=n) for n in "xy")
+    q = T.dot(T.constant(W), x)
+    a, b = T.tanh(q) * y, q * 2 + y  # siblings: no path between them
+    assert len(_kernels([a, b], [x, y], "cpu")) == 2
+    (kernel,) = _kernels([a, b], [x, y], "cuda")
+    assert len(kernel.outputs) == 2
+    rng = np.random.default_rng(3)
+    xv, yv = (rng.normal(size=(4, 3)).astype("float32") for _ in "xy")
+    got = sg.function([x, y], [a, b], device="cuda")(xv, yv)
+    np.testing.assert_allclose(got[0], np.tanh(W @ xv) * yv, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(got[1], (W @ xv) * 2 + yv, rtol=2e-6, atol=1e-6)
+    # a sibling that reads the other through a second product runs after it: kept apart
+    c = T.dot(T.constant(W), a) + q
+    kernels = _kernels([c], [x, y], "cuda")
+    assert len(kernels) == 2 and all(len(n.outputs) == 1 for n in kernels)
+
+
+def test_siblings_of_other_or_unknown_shapes_stay_apart(device):
+    # their inputs need not broadcast together: (4, 3) and (1, 5) around a (4, 1) product
+    x, w = T.fmatrix("x"), T.fmatrix("w")
+    u, v = T.fmatrix("u"), T.fmatrix("v")
+    q = T.dot(x, w)
+    a, b = q + u, q * v
+    f = sg.function([x, w, u, v], [a, b])
+    assert [len(n.outputs) for n in f.program.nodes if isinstance(n.op, Elemwise)] == [1, 1]
+    rng = np.random.default_rng(2)
+    xv, wv = rng.normal(size=(4, 2)).astype("f4"), rng.normal(size=(2, 1)).astype("f4")
+    uv, vv = rng.normal(size=(4, 3)).astype("f4"), rng.normal(size=(1, 5)).astype("f4")
+    got_a, got_b = f(xv, wv, uv, vv)
+    np.testing.assert_allclose(got_a, xv @ wv + uv, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(got_b, (xv @ wv) * vv, rtol=2e-6, atol=1e-6)
+    shapes = {"x": (4, 2), "w": (2, 1), "u": (4, 3), "v": (1, 5)}
+    known = [T.tensor("float32", s, name=n) for n, s in shapes.items()]
+    q = T.dot(known[0], known[1])
+    assert len(_kernels([q + known[2], q * known[3]], known, "cuda")) == 2
+
+
 def test_values_of_unknown_shapes_join_and_of_other_ranks_stay_apart():
     a, b = T.tensor("float32", (None, 3), name="a"), T.tensor("float32", (None, 3), name="b")
     d = a + b

@@ -14,6 +14,7 @@ from symgraph.backends.numpy import BACKEND
 from symgraph.errors import ShapeError
 from symgraph.graph import clone_replace, toposort
 from symgraph.ops.blas import Dot
+from symgraph.ops.gemm import Gemm
 from symgraph.scan.op import Scan
 from symgraph.scan.stack_sums import BroadcastJoin, stack_summed_products
 
@@ -54,6 +55,11 @@ def inner_ops(node, kind):
     return [n for n in toposort(node.op.inner_outputs) if isinstance(n.op, kind)]
 
 
+def products(node):
+    """The loop's matrix products: ``dot``, or ``gemm`` (a product added onto other terms)."""
+    return len(inner_ops(node, Dot)) + len(inner_ops(node, Gemm))
+
+
 def rewritten(v):
     node = loop_of(v)
     new = stack_summed_products(node)
@@ -71,6 +77,9 @@ def test_a_sum_of_three_products_becomes_one_product_with_the_same_values(on_the
     xs, hs = summed_loop()
     cost = T.sum(hs**2)
     replaced, new_node = rewritten(cost)
+    assert products(new_node) == 1
+    # the sum's other term, x_t[:1], is a view of an input and one row: gemm could neither
+    # write into it nor keep its shape, so the product is added by a kernel
     assert len(inner_ops(new_node, Dot)) == 1
     assert len(inner_ops(new_node, BroadcastJoin)) == 1
     assert stack_summed_products(new_node) is None  # nothing left to stack
@@ -83,7 +92,7 @@ def test_a_sum_of_three_products_becomes_one_product_with_the_same_values(on_the
 def test_a_one_row_product_broadcasts_as_it_did_in_the_sum(on_the_cpu):
     xs, hs = summed_loop(heights=(4, 1, 4))  # W1 . v is one row, added to every row
     replaced, new_node = rewritten(hs)
-    assert new_node is not None and len(inner_ops(new_node, Dot)) == 1
+    assert new_node is not None and products(new_node) == 1
     xv = rng.normal(size=(5, 4))
     want = sg.function([xs], hs, device="cpu")(xv)
     np.testing.assert_allclose(sg.function([xs], replaced, device="cpu")(xv), want, rtol=1e-12)
@@ -92,14 +101,14 @@ def test_a_one_row_product_broadcasts_as_it_did_in_the_sum(on_the_cpu):
 def test_two_products_are_stacked_and_a_product_read_elsewhere_is_left_alone(on_the_cpu):
     xs, two = summed_loop(heights=(4, 4))
     replaced, new_node = rewritten(two)
-    assert len(inner_ops(new_node, Dot)) == 1
+    assert products(new_node) == 1
     want, xv = _values(xs, two)
     np.testing.assert_allclose(sg.function([xs], replaced, device="cpu")(xv), want, rtol=1e-12)
     _, read = summed_loop(heights=(4, 4), extra_reader=True)  # one product left: nothing to do
     assert rewritten(read)[0] is None
     xs, read = summed_loop(extra_reader=True)  # the other two are stacked
     replaced, new_node = rewritten(read)
-    assert len(inner_ops(new_node, Dot)) == 2
+    assert products(new_node) == 2
     want, xv = _values(xs, read)
     np.testing.assert_allclose(sg.function([xs], replaced, device="cpu")(xv), want, rtol=1e-12)
 
@@ -199,3 +208,37 @@ def test_the_loop_shares_a_buffer_only_among_outputs_of_one_shape_past_the_joine
         assert plan_joints(np, Step, 5, rs, (0, 1, 2), {1, 2}) == ({}, ()), what
     assert plan_joints(np, Step, 5, (None, a, b), (1, 2), {1}) == ({}, ())  # 2 not written
     assert plan_joints(np, Step, 5, (None, a, b), (1,), {1, 2}) == ({}, ())  # 2 is a state
+
+
+def _matrix_loop(weights, squash: bool):
+    """h <- [tanh](W0 . d0 + W1 . d1 + h * x_t) over (4, 3) states, d_k = tanh(h (k + 1)) * x_t."""
+    ws = [sg.shared(w, name=f"W{k}") for k, w in enumerate(weights)]
+    xs = T.dtensor3("xs")
+
+    def step(x_t, h):
+        d = [T.tanh(h * (k + 1)) * x_t for k in range(2)]
+        total = ws[0].dot(d[0]) + ws[1].dot(d[1]) + h * x_t
+        return T.tanh(total) if squash else total
+
+    hs, _ = sg.scan(step, sequences=xs, outputs_info=T.zeros((4, 3), dtype="float64"))
+    return xs, hs
+
+
+def test_on_a_device_the_stacked_product_is_added_onto_the_other_terms(device):
+    weights = [rng.normal(size=(4, 4)) * 0.5 for _ in range(2)]
+    xv = rng.normal(size=(5, 4, 3))
+    for squash, accumulates in ((True, True), (False, False)):
+        values, loops = {}, {}
+        for dev in ("cpu", "cuda"):
+            with sg.config.change_flags(device=dev):
+                xs, hs = _matrix_loop(weights, squash)
+                f = sg.function([xs], hs)
+            (loops[dev],) = [n for n in f.program.nodes if isinstance(n.op, Scan)]
+            values[dev] = f(xv)
+        np.testing.assert_allclose(values["cuda"], values["cpu"], rtol=1e-12)
+        gemms = inner_ops(loops["cuda"], Gemm)
+        # the sum itself stored at every step (not squashed): a kernel writes it into the
+        # loop's buffer, where gemm's result would be copied there
+        assert len(gemms) == int(accumulates), squash
+        assert len(inner_ops(loops["cuda"], Dot)) == 1 - int(accumulates)
+        assert not inner_ops(loops["cpu"], Gemm)
