@@ -48,10 +48,10 @@ def optimize(
     if device != "cpu":
         from ..scan.stack import stack_shared_operand_products
         from ..scan.stack_sums import stack_summed_products
+        from .stack_blocks import stack_blocks
 
-        outputs = rewrite_graph(
-            outputs, [stack_shared_operand_products, stack_summed_products], stats=stats
-        )
+        device_rewrites = [stack_shared_operand_products, stack_summed_products, stack_blocks]
+        outputs = rewrite_graph(outputs, device_rewrites, stats=stats)
     outputs = transpose_dot_products(outputs)
     outputs = rewrite_graph(outputs, CANONICALIZE, stats=stats)  # merge the new transposes
     outputs = share_softmax_with_crossentropy(outputs)
