@@ -9,7 +9,9 @@
    against PyTorch on the same GPU (nn.GRU/nn.LSTM with cuDNN, and the same cell written step by
    step) when torch is importable;
 5. nodes executed per training step outside loops (a scan counts once; see the profile), and
-   the host's time in ops per step (near the step's time: the GPU waits for the host);
+   the host's time in ops per step (near the step's time: the GPU waits for the host); and a
+   profile of three steps with each node waited for (``profile_sync``): where the device's
+   time goes, by op type and node, loop steps included;
 6. host microseconds per matrix product: ``cupy.dot`` against the direct cuBLAS call.
 Everything measured is written to the JSON file, also when a part fails.
 """
@@ -102,8 +104,14 @@ def lm_step_rate(
         compile_s = time.perf_counter() - t0
         dt = timed(lambda: model.train_step(x, y, mask), 3, 20, sync)
         f = model._fn("train")
-        prof = sg.function(f.inputs, f.program.outputs[: f.n_outputs], profile=True,
-                           on_unused_input="ignore")  # fmt: skip
+        # the training step again, profiled: its outputs and its updates (the parameters train on)
+        step_graph = dict(
+            outputs=f.program.outputs[: f.n_outputs],
+            updates=list(zip(f.update_targets, f.program.outputs[f.n_outputs :])),
+            profile=True,
+            on_unused_input="ignore",
+        )
+        prof = sg.function(f.inputs, **step_graph)
         prof(x, y, mask, np.float32(cfg.learning_rate))
         ops_per_step = sum(prof.profile.calls)
         # the host's time in ops per step: on a GPU the ops only enqueue work, so a share of
@@ -112,6 +120,15 @@ def lm_step_rate(
         for _ in range(5):
             prof(x, y, mask, np.float32(cfg.learning_rate))
         host_s = (sum(prof.profile.times) - before) / 5
+        device_profile = None
+        if device == "cuda":  # where the device's time goes: each node waited for in turn
+            with sg.config.change_flags(profile_sync=True):
+                synced = sg.function(f.inputs, **step_graph)
+                synced(x, y, mask, np.float32(cfg.learning_rate))  # compiles the loops' steps
+                synced.profile.reset()
+                for _ in range(3):
+                    synced(x, y, mask, np.float32(cfg.learning_rate))
+            device_profile = synced.profile.summary(top=12).splitlines()
     result = {
         "step_ms": dt * 1e3,
         "tokens_per_s": batch * steps / dt,
@@ -119,6 +136,7 @@ def lm_step_rate(
         "ops_per_step": ops_per_step,
         "host_ms_in_ops": host_s * 1e3,
         "host_share": host_s / dt,
+        "device_profile_3_steps": device_profile,
     }
     if emulation is not None:  # what one step launches, copies and waits for
         emulation.reset_stats()

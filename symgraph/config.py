@@ -19,6 +19,7 @@ _CHOICES = {
     "nan_guard": (False, True),
     "print_kernels": (False, True),
     "allow_gc": (False, True),
+    "profile_sync": (False, True),
 }
 
 
@@ -37,6 +38,9 @@ class Config:
         # that die within a call from one call to the next (compile/inplace.py); True frees
         # every intermediate after its last use, holding less memory between calls
         self.allow_gc = False
+        # profile=True on a device times what the host spends enqueueing each node; with this
+        # flag it waits for each node's work as well (per-node device times; a slower run)
+        self.profile_sync = False
 
     def __setattr__(self, name: str, value) -> None:
         if name not in _CHOICES:

@@ -73,6 +73,15 @@ class Profiler:
                 lines.extend("    " + line for line in inner.summary(top).splitlines()[2:])
         return "\n".join(lines)
 
+    def reset(self) -> None:
+        """Forget the times and calls so far (after warm-up calls, whose first compiles the
+        steps of loops), inner steps' included; compile times stay."""
+        self.times[:] = [0.0] * len(self.nodes)  # in place: the compiled timers hold them
+        self.calls[:] = [0] * len(self.nodes)
+        for inners in self.inner.values():
+            for inner in inners:
+                inner.reset()
+
     def attach_inner(self, k: int, name: str, nodes: Sequence[Apply]) -> Profiler:
         """A profiler for an inner program (a scan's step) run by node ``k``."""
         inner = Profiler(name, nodes)

@@ -65,6 +65,10 @@ class CupyBackend:
     def to_host(a: Any) -> Any:
         return a.get() if hasattr(a, "get") else a
 
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (``profile_sync`` times each node with it)."""
+        self.xp.cuda.Device().synchronize()
+
     def scatter_add(self, out: Any, idx: Any, values: Any) -> None:
         self._cupyx.scatter_add(out, idx, values)
 

@@ -99,6 +99,9 @@ def link(
 
     on_device = backend.name != "cpu"
     host, host_nodes = plan_placement(inputs, nodes, host_inputs) if on_device else (set(), set())
+    sync_profile = profiler is not None and on_device and config.profile_sync
+    if sync_profile:
+        env["__sync"] = backend.synchronize
     env["__dev"], env["__hs"] = device_copier(backend), host_scalar
 
     def backend_of(k: int) -> Any:
@@ -190,6 +193,8 @@ def link(
                 out_arg = f"{', ' if args else ''}out={target} if __targets else None"
             lines.append(f"        {outs} = {fname}({args}{out_arg})")
         if profiler is not None:
+            if sync_profile:  # the node's device work counts too, not only its launch
+                lines.append("        __sync()")
             lines.append(f"        p{k}(__clock() - __t)")
         if nan_guard:
             for o in node.outputs:

@@ -202,6 +202,19 @@ def shape_of_known(node: Apply) -> list[Variable] | None:
     return None
 
 
+def useless_slice(node: Apply) -> list[Variable] | None:
+    """``x[0:]``, ``x[:, :]`` -> ``x``: every entry a whole forward slice (a loop's gradient
+    reads ``outputs[0:][::-1]``); each such view costs a call, on a device an array object."""
+    if not isinstance(node.op, Subtensor) or len(node.inputs) != 1:
+        return None
+    whole = all(
+        part[0] == "slice" and part[1] in (None, 0) and part[2] is None and part[3] in (None, 1)
+        for part in node.op.spec
+    )
+    x = node.inputs[0]
+    return [x] if whole and node.outputs[0].type == x.type else None
+
+
 def useless_broadcast(node: Apply) -> list[Variable] | None:
     """SumToShape / BroadcastLike between variables of the same, fully known static shape."""
     if isinstance(node.op, SumToShape | BroadcastLike):
@@ -283,6 +296,7 @@ CANONICALIZE = [
     alloc_operand_to_scalar,
     dimshuffle_merge,
     shape_of_known,
+    useless_slice,
     useless_broadcast,
     sum_of_batched_products,
     *SPARSE_UPDATES,

@@ -30,3 +30,15 @@ def test_profile_lists_the_inner_step_of_each_scan():
     g = sg.function([x], cost)
     assert g.profile is None
     np.testing.assert_allclose(g(np.ones((5, 3))), f(np.ones((5, 3)))[0])
+
+
+def test_reset_forgets_the_warm_up_calls_of_the_function_and_its_loops():
+    x = T.dmatrix("x")
+    h, _ = sg.scan(lambda x_t, h: T.tanh(h + x_t), sequences=x, outputs_info=T.zeros(3, "float64"))
+    f = sg.function([x], T.sum(h), profile=True)
+    f(np.ones((5, 3)))  # the first call also compiles the loop's step
+    f.profile.reset()
+    assert not any(f.profile.calls) and not any(f.profile.times)
+    f(np.ones((4, 3)))
+    (inner,) = [p for ps in f.profile.inner.values() for p in ps]
+    assert max(inner.calls) == 4 and max(f.profile.calls) == 1  # the timers still count

@@ -118,3 +118,23 @@ def test_batched_training_through_the_device_path_matches_the_cpu(device):
     xs = rng.integers(0, 13, (4, 3)).astype("int32")
     ys = rng.integers(0, 13, (4, 3)).astype("int32")
     check_device_training(batched_gru_program, xs, ys, 0.5)
+
+
+def test_profile_sync_waits_for_each_nodes_device_work(device):
+    x = T.fmatrix("x")
+    h, _ = sg.scan(lambda x_t, h: T.tanh(h * 2 + x_t), sequences=x, outputs_info=T.zeros(3))
+    counts = {}
+    for sync in (False, True):
+        with sg.config.change_flags(profile_sync=sync, device="cuda"):
+            f = sg.function([x], T.sum(h), profile=True)
+            f(np.ones((5, 3), "float32"))
+        emulated_cupy.reset_stats()
+        f(np.ones((5, 3), "float32"))
+        counts[sync] = emulated_cupy.STATS["syncs"], sum(f.profile.calls)
+        inner = [p for ps in f.profile.inner.values() for p in ps]
+        counts[sync] += (sum(sum(p.calls) for p in inner) // 2,)  # the second call's steps
+    assert counts[False][0] == 1  # reading the result back
+    syncs, outer_nodes, inner_nodes = counts[True]
+    assert syncs == 1 + outer_nodes // 2 + inner_nodes  # and one wait per node run
+    with sg.config.change_flags(profile_sync=True):  # on the CPU the flag changes nothing
+        assert "__sync" not in sg.function([x], T.sum(h), profile=True, device="cpu").source

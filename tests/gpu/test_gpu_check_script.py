@@ -40,6 +40,9 @@ def test_emulated_rehearsal_runs_the_device_path_of_every_part(tmp_path):
         assert r["per_step"]["to_device"] == 3 and r["per_step"]["syncs"] == 2, r
         assert r["per_step"]["launches"] > 0 and r["per_step"]["cublas"] > 0
         assert r["host_ms_in_ops"] > 0 and r["host_share"] > 0
+        # each node waited for: the whole training step, both loops' steps included
+        profile = "\n".join(r["device_profile_3_steps"])
+        assert "Scan{grad_of_" in profile and profile.count("inner step of node") >= 2
     for size in ("batch64_h512_gru", "batch1_h128_gru"):  # product overheads, both ways
         p = results["products"][size]
         assert p["agree"] is True and p["cupy_dot_host_us"] > 0 and p["cublas_direct_host_us"] > 0

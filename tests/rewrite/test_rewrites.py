@@ -93,6 +93,19 @@ def test_transpose_of_transpose_is_removed():
     assert outs[0] is m
 
 
+def test_a_slice_of_everything_is_removed():
+    m = T.dmatrix("m")
+    for whole in (m[0:], m[:, :], m[0::1], m[:][0:]):
+        _, outs, nodes = op_names(whole)
+        assert outs[0] is m and nodes == []
+    names, outs, _ = op_names(m[0:][::-1] * 2)  # a loop's gradient reads outputs[0:][::-1]
+    assert names.count("Subtensor[::-1]") == 1 and len([n for n in names if "Subtensor" in n]) == 1
+    mv = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(sg.function([m], m[0:][::-1] * 2)(mv), mv[::-1] * 2)
+    for kept in (m[1:], m[:-1], m[::2], m[0:2]):  # a part of m: a view stays
+        assert "Subtensor" in " ".join(op_names(kept)[0])
+
+
 def test_known_shape_is_folded():
     v = T.tensor("float64", (3, 4), name="v")
     names, outs, nodes = op_names(v.shape[1] * 2)
