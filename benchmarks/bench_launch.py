@@ -2,7 +2,7 @@
 
 A loop step on a GPU is bound by launches: each costs the device's launch latency plus the
 Python that prepares it. This measures the second part for the backend's launcher
-(``symgraph.backends.cupy.ElementwiseLauncher``): NumPy stands in for CuPy's allocator and the
+(``symgraph.launch.ElementwiseLauncher``): NumPy stands in for CuPy's allocator and the
 kernel is a stub, so what is timed is the launcher's own work per call (key of the inputs'
 shapes and strides, plan lookup, output allocation, argument tuple). Beside it, in the same
 process and interleaved, the least any launcher must do: allocate the output and call the
@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 import symgraph.tensor as T
-from symgraph.backends.cupy import CublasGemm, ElementwiseLauncher
+from symgraph.backends.cupy import CublasGemm
+from symgraph.launch import ElementwiseLauncher
 from symgraph.ops.elemwise import Elemwise
 from symgraph.rewrite import optimize
 

@@ -15,9 +15,9 @@ from gpu_harness import CXX, compile_for_device, device_compiler, host_library
 
 import symgraph as sg
 import symgraph.tensor as T
-from symgraph.backends.cupy import ElementwiseLauncher
 from symgraph.backends.numpy import BACKEND
 from symgraph.graph import Constant
+from symgraph.launch import ElementwiseLauncher
 from symgraph.ops.composite import Composite
 from symgraph.ops.elemwise import Elemwise
 from symgraph.rewrite import optimize
