@@ -33,6 +33,15 @@ def fresh_probe(monkeypatch):
     return cupy_backend
 
 
+def _device_answers() -> bool:
+    import cupy
+
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
 def _cupy_importable() -> bool:
     try:
         import cupy  # noqa: F401
@@ -201,7 +210,7 @@ def test_backend_builds_launchers_without_a_device_and_declines_float16(capsys):
     if not _cupy_importable():
         pytest.skip("CuPy is not installed here")
     be = cupy_backend.CupyBackend()  # its only device work is a check of cuBLAS
-    if not emulated_cupy.installed():  # the real CuPy without a device: the check fails
+    if not emulated_cupy.installed() and not _device_answers():  # the check fails here
         assert be.gemm is None
         assert "matrix products go through cupy.dot" in capsys.readouterr().err
     x = T.vector("x")
