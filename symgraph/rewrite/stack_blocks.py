@@ -15,6 +15,8 @@ from ..ops.subtensor import IncSubtensor, constant_fill
 
 
 def stack_blocks(node: Apply) -> list[Variable] | None:
+    """``inc_subtensor(zeros[k], g)`` -> ``StackBlocks((k,))(shape, g)``, and
+    ``inc_subtensor(StackBlocks(...)[k], g)`` -> a ``StackBlocks`` with one more block."""
     if not isinstance(node.op, IncSubtensor) or len(node.inputs) != 2:
         return None
     spec = node.op.spec
