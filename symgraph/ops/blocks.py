@@ -53,11 +53,12 @@ class StackBlocks(Op):
 
     def make_impl(self, node: Apply, backend: Any):
         xp, order, dtype, ndim = backend.xp, self.order, self.dtype, self.ndim
+        every_block = sorted(order) == list(range(len(order)))  # of a first axis that long
 
         def stack_blocks(*args: Any) -> Any:
             shape = tuple(int(s) for s in args[:ndim])
             values = args[ndim:]
-            if shape[0] == len(order) and sorted(order) == list(range(len(order))):
+            if every_block and shape[0] == len(order):
                 blocks = dict(zip(order, values))
                 return xp.stack([xp.broadcast_to(blocks[k], shape[1:]) for k in range(shape[0])])
             out = xp.zeros(shape, dtype=dtype)

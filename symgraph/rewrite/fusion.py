@@ -35,6 +35,14 @@ def _n_leaves(members: list[Apply]) -> int:
     return len({id(v) for m in members for v in m.inputs if id(v) not in outs})
 
 
+def outside_inputs(members: Sequence[Apply]) -> list[Variable]:
+    """The distinct inputs of a group of nodes that no member computes, in order of first
+    use: the inputs of the kernel the group becomes."""
+    inside = {id(o) for m in members for o in m.outputs}
+    leaves = {id(v): v for m in members for v in m.inputs if id(v) not in inside}
+    return list(leaves.values())
+
+
 def reinput(node: Apply, memo: dict[int, Variable]) -> None:
     """Rebuild ``node`` over the replacements ``memo`` holds for its inputs (recording its new
     outputs there); nothing when none of its inputs was replaced."""
@@ -109,13 +117,8 @@ def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
             continue
         members.sort(key=lambda n: order[id(n)])
         member_out = {id(m.outputs[0]): k for k, m in enumerate(members)}
-        leaves: list[Variable] = []
-        leaf_index: dict[int, int] = {}
-        for m in members:
-            for v in m.inputs:
-                if id(v) not in member_out and id(v) not in leaf_index:
-                    leaf_index[id(v)] = len(leaves)
-                    leaves.append(v)
+        leaves = outside_inputs(members)
+        leaf_index = {id(v): k for k, v in enumerate(leaves)}
         n_in = len(leaves)
         steps = []
         for m in members:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from .. import codegen
 from ..graph import Apply, Variable, toposort
 from ..ops.elemwise import Elemwise
-from .fusion import MAX_FUSED_INPUTS, _describe, reinput
+from .fusion import MAX_FUSED_INPUTS, _describe, outside_inputs, reinput
 
 MAX_RESULTS = 16
 # The cycle check walks the nodes between a group's first and last member; a producer and a
@@ -72,10 +72,6 @@ class _Groups:
 
     def members(self, node: Apply) -> list[Apply]:
         return self.group.get(id(node), [node])
-
-    def leaves(self, members: list[Apply]) -> set[int]:
-        inside = {id(o) for m in members for o in m.outputs}
-        return {id(v) for m in members for v in m.inputs if id(v) not in inside}
 
     def results(self, members: list[Apply]) -> list[Variable]:
         """The members' outputs that must be stored: read outside the group, or graph outputs."""
@@ -116,7 +112,10 @@ class _Groups:
         span = max(self.index[id(m)] for m in merged) - min(self.index[id(m)] for m in merged)
         if span > MAX_WINDOW:
             return False
-        if len(self.leaves(merged)) > MAX_FUSED_INPUTS or len(self.results(merged)) > MAX_RESULTS:
+        if (
+            len(outside_inputs(merged)) > MAX_FUSED_INPUTS
+            or len(self.results(merged)) > MAX_RESULTS
+        ):
             return False
         if self.has_cycle(merged):
             return False
@@ -225,15 +224,10 @@ def _fused_node(members: list[Apply], results: list[Variable], memo: dict) -> Ap
     from .. import codegen
     from ..ops.composite import Composite
 
-    value_of: dict[int, int] = {}  # variable id -> value number in the joined program
-    leaves: list[Variable] = []
+    leaves = outside_inputs(members)
+    # variable id -> value number in the joined program
+    value_of = {id(v): k for k, v in enumerate(leaves)}
     steps: list = []
-    outside = {id(o) for m in members for o in m.outputs}
-    for m in members:
-        for v in m.inputs:
-            if id(v) not in outside and id(v) not in value_of:
-                value_of[id(v)] = len(leaves)
-                leaves.append(v)
     n_in = len(leaves)
     for m in members:
         program, _ = codegen.program_of(m)
